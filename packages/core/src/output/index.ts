@@ -1,0 +1,5 @@
+export type { BlobSource } from "./blob-source.js";
+export type { ImageArtifact } from "./image-artifact.js";
+export { imageBlobs } from "./image-artifact.js";
+export { writeOciLayoutDir, writeOciLayoutTar, indexDescriptors, REF_NAME_ANNOTATION, CONTAINERD_NAME_ANNOTATION } from "./oci-layout.js";
+export { writeDockerArchive, dockerManifestJson } from "./docker-archive.js";

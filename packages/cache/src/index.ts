@@ -1,1 +1,17 @@
-export {};
+// @kiln/cache: the on-disk store shared by every kiln process on a machine.
+//   BlobStore    content-addressed blobs (blobs/sha256/<hex>), written via ingest/ temp files
+//   CacheIndex   step cache key -> step result records (index/)
+//   BuildHistory step keys of recent builds per build identity, for explaining misses (history/)
+//   TagStore     local image names -> manifest descriptors (tags/)
+//   withFileLock cross-process mutual exclusion with stale-lock recovery
+export * from "./digest.js";
+export * from "./errors.js";
+export { defaultStoreRoot } from "./store-root.js";
+export { BlobStore, type BlobInfo, type CleanupIngestOptions } from "./blob-store.js";
+export { BlobIngest, type BlobWriteResult, type IngestOptions } from "./blob-ingest.js";
+export { CacheIndex, type CacheKeyInputs, type CacheRecord, type NewCacheRecord } from "./cache-index.js";
+export { BuildHistory, type BuildHistoryOptions, type BuildRecord, type BuildStep } from "./build-history.js";
+export { TagStore, InvalidTagError, tagFileName, type TagDescriptor, type TagEntry } from "./tag-store.js";
+export { acquireFileLock, withFileLock, type FileLock, type FileLockOptions } from "./file-lock.js";
+export { isProcessAlive } from "./process.js";
+export { writeFileAtomic, type AtomicWriteOptions } from "./fs-util.js";

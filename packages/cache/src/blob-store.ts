@@ -1,0 +1,212 @@
+import { createHash } from "node:crypto";
+import { createReadStream, openSync, type ReadStream } from "node:fs";
+import { chmod, mkdir, opendir, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { BlobIngest, type BlobWriteResult, type IngestOptions } from "./blob-ingest.js";
+import { computeDigest, digestHex, isDigest, type Digest } from "./digest.js";
+import { BlobNotFoundError, DigestMismatchError, InvalidStoreNameError } from "./errors.js";
+import { fsyncDir, isErrno, tempName, tempNamePid, unlinkIfExists } from "./fs-util.js";
+import { isProcessAlive } from "./process.js";
+import { defaultStoreRoot } from "./store-root.js";
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface CleanupIngestOptions {
+  /** Temp files older than this are removed whoever owns them. Default 24 hours. */
+  maxAgeMs?: number;
+  /** Also remove younger temp files whose writer pid is no longer running on this machine. Default false. */
+  removeDeadOwners?: boolean;
+}
+
+const DEFAULT_INGEST_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+/** Directories every store has; other packages add their own (e.g. layers/) via dir()/ensureDir(). */
+const STORE_DIRS = ["blobs/sha256", "ingest", "index", "tags", "tmp", "history", "locks"] as const;
+
+/**
+ * Content-addressed blob store in the style of containerd's content store: blobs live at
+ * blobs/sha256/<hex>, are written through ingest/ temp files, verified, fsynced and renamed into place.
+ * Several processes may share one root; writers of the same blob all succeed.
+ */
+export class BlobStore {
+  readonly root: string;
+  readonly #blobsDir: string;
+  readonly #ingestDir: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.#blobsDir = join(root, "blobs", "sha256");
+    this.#ingestDir = join(root, "ingest");
+  }
+
+  /** Opens (creating directories as needed) the store at `root`, or at defaultStoreRoot(). */
+  static async open(root: string = defaultStoreRoot()): Promise<BlobStore> {
+    const store = new BlobStore(resolve(root));
+    for (const d of STORE_DIRS) await mkdir(join(root, d), { recursive: true });
+    return store;
+  }
+
+  /** Path of a top-level store directory (not created; see ensureDir). `name` must be one path segment. */
+  dir(name: string): string {
+    if (name === "" || name === "." || name === ".." || /[/\\\0]/.test(name)) throw new InvalidStoreNameError(name);
+    return join(this.root, name);
+  }
+
+  async ensureDir(name: string): Promise<string> {
+    const dir = this.dir(name);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** Where the blob lives (whether or not it exists); for fast local reads. */
+  path(digest: Digest): string {
+    return join(this.#blobsDir, digestHex(digest));
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return (await this.stat(digest)) !== undefined;
+  }
+
+  async stat(digest: Digest): Promise<{ size: number } | undefined> {
+    try {
+      const st = await stat(this.path(digest));
+      return { size: st.size };
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Streams a blob (byte range `start`..`end` inclusive, like fs.createReadStream). The file is opened
+   * synchronously so a missing blob throws BlobNotFoundError here, and a concurrent delete cannot cut the read.
+   */
+  createReadStream(digest: Digest, options: { start?: number; end?: number; highWaterMark?: number } = {}): ReadStream {
+    let fd: number;
+    try {
+      fd = openSync(this.path(digest), "r");
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) throw new BlobNotFoundError(digest, { cause: err });
+      throw err;
+    }
+    return createReadStream("", { ...options, fd, autoClose: true });
+  }
+
+  /** Whole blob in memory: only for small blobs such as configs and manifests. */
+  async readBytes(digest: Digest): Promise<Buffer> {
+    try {
+      return await readFile(this.path(digest));
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) throw new BlobNotFoundError(digest, { cause: err });
+      throw err;
+    }
+  }
+
+  async readJson<T>(digest: Digest): Promise<T> {
+    return JSON.parse((await this.readBytes(digest)).toString("utf8")) as T;
+  }
+
+  async writeBytes(data: Uint8Array | string, expected?: Digest): Promise<BlobWriteResult> {
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    const digest = computeDigest(bytes);
+    if (expected !== undefined && expected !== digest) throw new DigestMismatchError(expected, digest);
+    const result = { digest, size: bytes.byteLength };
+    if (await this.has(digest)) return result;
+    const ing = this.ingest({ expected: digest, expectedSize: bytes.byteLength });
+    ing.end(bytes);
+    return ing.commit();
+  }
+
+  /** Stores JSON.stringify(value) exactly (no pretty printing), so equal values give equal digests. */
+  async writeJson(value: unknown): Promise<BlobWriteResult & { bytes: Buffer }> {
+    const bytes = Buffer.from(JSON.stringify(value), "utf8");
+    return { ...(await this.writeBytes(bytes)), bytes };
+  }
+
+  /** A Writable into a new temp file; call commit() when done (or abort()). */
+  ingest(options: IngestOptions = {}): BlobIngest {
+    return new BlobIngest(join(this.#ingestDir, tempName("ingest")), (tmp, digest) => this.#commitTemp(tmp, digest), options);
+  }
+
+  async writeStream(
+    source: NodeJS.ReadableStream | Readable | AsyncIterable<Uint8Array>,
+    options: IngestOptions = {},
+  ): Promise<BlobWriteResult> {
+    const ing = this.ingest(options);
+    try {
+      await pipeline(source, ing, options.signal ? { signal: options.signal } : {});
+    } catch (err) {
+      await ing.abort();
+      throw err;
+    }
+    return ing.commit();
+  }
+
+  /** Removes a blob; missing blobs are fine (deletes may race with GC in another process). */
+  async delete(digest: Digest): Promise<void> {
+    await unlinkIfExists(this.path(digest));
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    // opendir streams entries, so huge stores are not listed into one array.
+    for await (const entry of await opendir(this.#blobsDir)) {
+      const name = entry.name;
+      const digest = `sha256:${name}`;
+      if (!isDigest(digest)) continue;
+      try {
+        const st = await stat(join(this.#blobsDir, name));
+        yield { digest, size: st.size, mtimeMs: st.mtimeMs };
+      } catch (err) {
+        if (!isErrno(err, "ENOENT")) throw err;
+      }
+    }
+  }
+
+  /** Re-hashes the blob; false means the file no longer matches its name. Throws BlobNotFoundError if absent. */
+  async verify(digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    const hash = createHash("sha256");
+    await pipeline(this.createReadStream(digest), hash, signal ? { signal } : {});
+    return `sha256:${hash.digest("hex")}` === digest;
+  }
+
+  /** Removes leftovers of writers that died mid-ingest. Returns the number of temp files removed. */
+  async cleanupIngest(options: CleanupIngestOptions = {}): Promise<number> {
+    const maxAge = options.maxAgeMs ?? DEFAULT_INGEST_MAX_AGE_MS;
+    const now = Date.now();
+    let removed = 0;
+    for (const name of await readdir(this.#ingestDir)) {
+      const path = join(this.#ingestDir, name);
+      let mtimeMs: number;
+      try {
+        mtimeMs = (await stat(path)).mtimeMs;
+      } catch (err) {
+        if (isErrno(err, "ENOENT")) continue;
+        throw err;
+      }
+      const pid = tempNamePid(name);
+      const deadOwner = options.removeDeadOwners === true && pid !== undefined && pid !== process.pid && !isProcessAlive(pid);
+      if (now - mtimeMs > maxAge || deadOwner) {
+        if (await unlinkIfExists(path)) removed++;
+      }
+    }
+    return removed;
+  }
+
+  async #commitTemp(tmp: string, digest: Digest): Promise<void> {
+    const target = this.path(digest);
+    if (await this.has(digest)) {
+      await unlink(tmp);
+      return;
+    }
+    // Read-only blobs guard against consumers of path() editing content in place.
+    await chmod(tmp, 0o444);
+    // rename() is atomic: concurrent writers of the same digest each replace the file with identical content.
+    await rename(tmp, target);
+    await fsyncDir(this.#blobsDir);
+  }
+}

@@ -1,0 +1,90 @@
+import { randomBytes } from "node:crypto";
+import { open, readFile, rename, unlink } from "node:fs/promises";
+import { basename, join } from "node:path";
+
+export function isErrno(err: unknown, ...codes: string[]): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string" &&
+    codes.includes((err as NodeJS.ErrnoException).code as string);
+}
+
+/**
+ * Temp file name carrying the writer's pid (so stale files of dead writers can be recognised) and a random
+ * suffix (so concurrent writers, even in one process, never collide).
+ */
+export function tempName(hint = "tmp"): string {
+  return `${process.pid}.${randomBytes(8).toString("hex")}.${hint}`;
+}
+
+/** Parses the pid out of a name made by tempName(); undefined for foreign names. */
+export function tempNamePid(name: string): number | undefined {
+  const m = /^(\d+)\.[0-9a-f]{16}\./.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** fsync a directory so a rename into it survives a crash; some filesystems refuse, which is harmless. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, "r");
+    await fh.sync();
+  } catch (err) {
+    if (!isErrno(err, "EINVAL", "EISDIR", "EPERM", "EACCES", "ENOTSUP", "EBADF")) throw err;
+  } finally {
+    await fh?.close();
+  }
+}
+
+export async function unlinkIfExists(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return false;
+    throw err;
+  }
+}
+
+export async function readFileIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return undefined;
+    throw err;
+  }
+}
+
+export interface AtomicWriteOptions {
+  /** Directory for the temp file; must be on the same filesystem as `target`. */
+  tmpDir: string;
+  mode?: number;
+  /** Also fsync the target's directory after the rename (durable even across power loss). */
+  syncDir?: boolean;
+  /** Set the file's mtime (and atime) before it becomes visible. */
+  mtime?: Date;
+}
+
+/**
+ * Replaces `target` with `data` so readers see either the old or the new content, never a partial file:
+ * write a temp file, fsync it, rename it over the target.
+ */
+export async function writeFileAtomic(target: string, data: Uint8Array | string, options: AtomicWriteOptions): Promise<void> {
+  const tmp = join(options.tmpDir, tempName(basename(target)));
+  const fh = await open(tmp, "wx", options.mode ?? 0o644);
+  try {
+    await fh.writeFile(data);
+    if (options.mtime) await fh.utimes(options.mtime, options.mtime);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlinkIfExists(tmp);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, target);
+  } catch (err) {
+    await unlinkIfExists(tmp);
+    throw err;
+  }
+  if (options.syncDir) await fsyncDir(join(target, ".."));
+}

@@ -62,8 +62,10 @@ export function setCmd(image: ImageConfig, cmd: string[]): void {
 /** ENTRYPOINT resets a CMD inherited from the base unless this stage set one already. */
 export function setEntrypoint(image: ImageConfig, entrypoint: string[] | null, cmdSetInStage: boolean): void {
   const c = containerConfig(image);
-  c.Entrypoint = entrypoint;
-  if (!cmdSetInStage) c.Cmd = null;
+  // Go omits empty slices from the JSON, so "no entrypoint" and "no cmd" are absent keys.
+  if (entrypoint === null || entrypoint.length === 0) delete c.Entrypoint;
+  else c.Entrypoint = entrypoint;
+  if (!cmdSetInStage) delete c.Cmd;
 }
 
 export function addExposedPorts(image: ImageConfig, ports: string[]): void {

@@ -1,0 +1,128 @@
+// `kiln build`: flags and output as `docker build` users expect.
+import { parseArgs } from "node:util";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { build, describeMiss, type BuildOptions, type OutputSpec, type BuildResult } from "@kiln/core";
+import { parseBuildArgs, parseCsvOptions, parseKeyValues, UsageError } from "../options.js";
+import { plainProgress } from "../progress/plain.js";
+
+export const BUILD_USAGE = `Usage: kiln build [OPTIONS] CONTEXT
+
+Build an image from a Dockerfile and a build context directory.
+
+Options:
+  -t, --tag NAME            Name and optionally a tag (repeatable)
+  -f, --file PATH           Dockerfile (default: CONTEXT/Dockerfile)
+      --build-arg K=V       Set a build-time variable (repeatable; K alone takes it from the environment)
+      --target STAGE        Build up to this stage
+      --no-cache            Do not use the cache
+  -o, --output SPEC         type=oci,dest=DIR|FILE.tar | type=docker,dest=FILE.tar | type=image (repeatable)
+      --metadata-file FILE  Write build result metadata (JSON)
+      --progress MODE       auto | plain | tty | rawjson | quiet (default auto)
+      --explain             Say why each rebuilt step missed the cache
+      --platform OS/ARCH    Target platform (default: this machine's)
+      --label K=V           Set a label on the image (repeatable)
+      --store DIR           Store directory (default: $KILN_STORE, $XDG_CACHE_HOME/kiln, ~/.cache/kiln)
+      --iidfile FILE        Write the image ID to the file
+  -q, --quiet               Print only the image ID
+`;
+
+function parseOutput(spec: string): OutputSpec {
+  const o = parseCsvOptions(spec.includes("=") ? spec : `type=local,dest=${spec}`);
+  const type = o["type"];
+  if (type === "image" || type === "registry" && false) return { type: "image" };
+  const dest = o["dest"];
+  if (!dest) throw new UsageError(`--output ${spec}: dest is required`);
+  if (type === "oci") return o["tar"] === undefined ? { type: "oci", dest } : { type: "oci", dest, tar: o["tar"] !== "false" };
+  if (type === "docker") return { type: "docker", dest };
+  throw new UsageError(`--output ${spec}: unsupported type "${type}" (supported: oci, docker, image)`);
+}
+
+export async function buildCommand(argv: string[], io: { stdout: (s: string) => void; stderr: (s: string) => void; signal?: AbortSignal }): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      tag: { type: "string", short: "t", multiple: true },
+      file: { type: "string", short: "f" },
+      "build-arg": { type: "string", multiple: true },
+      target: { type: "string" },
+      "no-cache": { type: "boolean" },
+      output: { type: "string", short: "o", multiple: true },
+      "metadata-file": { type: "string" },
+      progress: { type: "string" },
+      explain: { type: "boolean" },
+      platform: { type: "string" },
+      label: { type: "string", multiple: true },
+      store: { type: "string" },
+      iidfile: { type: "string" },
+      quiet: { type: "boolean", short: "q" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    io.stdout(BUILD_USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`"kiln build" requires exactly 1 argument (the context directory)\n\n${BUILD_USAGE}`);
+  const context = positionals[0]!;
+  const progress = values.quiet ? "quiet" : (values.progress ?? "auto");
+  if (!["auto", "plain", "tty", "rawjson", "quiet"].includes(progress)) throw new UsageError(`--progress: unknown mode "${progress}"`);
+
+  const options: BuildOptions = {
+    context,
+    buildArgs: parseBuildArgs(values["build-arg"] ?? []),
+    tags: values.tag ?? [],
+    outputs: (values.output ?? []).map(parseOutput),
+    labels: parseKeyValues(values.label ?? [], "label"),
+  };
+  if (values.file !== undefined) options.dockerfile = values.file === "-" ? values.file : path.resolve(values.file);
+  if (values.target !== undefined) options.target = values.target;
+  if (values["no-cache"]) options.noCache = true;
+  if (values.platform !== undefined) options.platform = values.platform;
+  if (values.store !== undefined) options.store = path.resolve(values.store);
+  if (io.signal) options.signal = io.signal;
+  const epoch = process.env["SOURCE_DATE_EPOCH"];
+  if (epoch !== undefined && epoch !== "") {
+    if (!/^[0-9]+$/.test(epoch)) throw new UsageError(`SOURCE_DATE_EPOCH must be a number of seconds, got "${epoch}"`);
+    options.sourceDateEpoch = Number(epoch);
+  }
+
+  const run = build(options);
+  if (progress === "rawjson") run.onEvent((e) => io.stderr(`${JSON.stringify(e)}\n`));
+  else if (progress !== "quiet") {
+    const onEvent = plainProgress({ explain: values.explain ?? false, write: (line) => io.stderr(`${line}\n`) });
+    run.onEvent(onEvent);
+  }
+  const result: BuildResult = await run.result;
+  if (values["metadata-file"]) await writeFile(values["metadata-file"], `${JSON.stringify(buildMetadata(result), null, 2)}\n`);
+  if (values.iidfile) await writeFile(values.iidfile, result.imageId);
+  if (progress === "quiet") io.stdout(`${result.imageId}\n`);
+  else {
+    for (const tag of result.tags) io.stderr(`naming to ${tag}\n`);
+    io.stdout(`${result.imageId}\n`);
+  }
+  return 0;
+}
+
+/** The --metadata-file document: BuildKit's keys plus kiln's per-step list. */
+export function buildMetadata(result: BuildResult): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    "containerimage.digest": result.manifestDigest,
+    "containerimage.config.digest": result.imageId,
+    "containerimage.descriptor": result.image.manifestDescriptor,
+    "kiln.build.steps": result.steps.map((s) => ({
+      stage: s.stage,
+      step: s.index,
+      line: s.line,
+      instruction: s.instruction,
+      cached: s.cached,
+      ...(s.miss ? { missReason: describeMiss(s.miss), miss: s.miss } : {}),
+      cacheKey: s.cacheKey,
+      ...(s.layer ? { layer: s.layer } : {}),
+      durationMs: s.durationMs,
+    })),
+  };
+  if (result.tags.length > 0) out["image.name"] = result.tags.join(",");
+  return out;
+}

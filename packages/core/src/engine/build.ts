@@ -1,0 +1,600 @@
+// The build engine: runs the stages a target needs, step by step, against the cache; writes the image
+// and its outputs. Library users call `build()` and read its events; the CLI is one such user.
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { CacheKeyInputs } from "@kiln/cache";
+import { BuildContext } from "@kiln/snapshot";
+import { parseDockerfile } from "../dockerfile/parser.js";
+import { modelFromAst, findStage, type DockerfileModel, type Stage } from "../dockerfile/stages.js";
+import { GlobalArgScope, type StageEnv } from "../dockerfile/instruction-argscope.js";
+import { expandInstruction } from "../dockerfile/instruction-expand.js";
+import type { AddInstruction, CopyInstruction, Instruction, StageInstruction } from "../dockerfile/instructions.js";
+import { DockerfileError } from "../dockerfile/errors.js";
+import { ShellExpansionError } from "../dockerfile/shell-lexer.js";
+import type { Digest, LayerDescriptor, Platform } from "../image/oci.js";
+import { hostPlatform, parsePlatform } from "../image/oci.js";
+import { formatReference, parseReference } from "../image/reference.js";
+import type { ImageArtifact } from "../output/image-artifact.js";
+import { writeDockerArchive } from "../output/docker-archive.js";
+import { writeOciLayoutDir, writeOciLayoutTar } from "../output/oci-layout.js";
+import { resolveBaseImage, type ImagePuller } from "./base-image.js";
+import { stepCacheKey, canonicalJson, sha256Digest } from "./cache-key.js";
+import { BuildOptionsError, BuildStepError } from "./errors.js";
+import { EventQueue } from "./event-queue.js";
+import type { BuildEvent, MissReason, StepRef } from "./events.js";
+import { explainMiss } from "./explain.js";
+import { ImageFsView } from "./fs-view.js";
+import { addHistory, resolveWorkdir, scratchConfig, setLabel, setWorkdir } from "./image-config.js";
+import { addLayer, cloneState, commitImage, type ImageState } from "./image-state.js";
+import { openStore, type KilnStore } from "./store.js";
+import { applyMetadata, type StageFlags } from "./steps/metadata.js";
+import { planCopy } from "./steps/copy-plan.js";
+import { resolveContextSources } from "./steps/copy.js";
+import { writeLayerToStore } from "./steps/layer-writer.js";
+import { parseGroup, parsePasswd, resolveChown, type GroupEntry, type PasswdEntry } from "./users.js";
+
+export type OutputSpec =
+  | { type: "oci"; dest: string; tar?: boolean }
+  | { type: "docker"; dest: string }
+  /** Only the local store (tags), which every build also updates. */
+  | { type: "image" };
+
+export interface BuildOptions {
+  /** The build context directory. */
+  context: string;
+  /** The Dockerfile path (default `<context>/Dockerfile`); ignored when `dockerfileContent` is given. */
+  dockerfile?: string;
+  dockerfileContent?: string;
+  buildArgs?: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  tags?: string[];
+  outputs?: OutputSpec[];
+  /** `os/arch[/variant]`; default the host's. */
+  platform?: string;
+  /** A store directory or an opened store; default $KILN_STORE, $XDG_CACHE_HOME/kiln or ~/.cache/kiln. */
+  store?: string | KilnStore;
+  /** Clamps file mtimes and sets every timestamp in the image (reproducible builds). */
+  sourceDateEpoch?: number;
+  /** Extra labels on the final image (`docker build --label`). */
+  labels?: Record<string, string>;
+  /** Registry access for FROM images not in the local store. */
+  puller?: ImagePuller;
+  /** Re-resolve FROM images in the registry even if present locally. */
+  pull?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface StepReport {
+  stage: string;
+  index: number;
+  instruction: string;
+  line: number;
+  cached: boolean;
+  miss?: MissReason;
+  cacheKey: Digest;
+  layer?: { digest: Digest; diffID: Digest; size: number };
+  durationMs: number;
+}
+
+export interface BuildResult {
+  /** The image ID: digest of the config. */
+  imageId: Digest;
+  manifestDigest: Digest;
+  image: ImageArtifact;
+  tags: string[];
+  steps: StepReport[];
+  durationMs: number;
+}
+
+export interface BuildRun {
+  /** Events as they happen; iterate it (or don't, at no cost). */
+  readonly events: AsyncIterable<BuildEvent>;
+  /** Synchronous listener for every event (progress output). */
+  onEvent(listener: (event: BuildEvent) => void): void;
+  readonly result: Promise<BuildResult>;
+}
+
+/** Starts a build. Events stream while it runs; `result` settles when it ends. */
+export function build(options: BuildOptions): BuildRun {
+  const queue = new EventQueue<BuildEvent>();
+  const result = (async () => {
+    await Promise.resolve(); // let the caller attach listeners first
+    try {
+      return await runBuild(options, (e) => queue.push(e));
+    } finally {
+      queue.close();
+    }
+  })();
+  return {
+    get events() {
+      queue.startBuffering();
+      return queue;
+    },
+    onEvent: (listener) => queue.listen(listener),
+    result,
+  };
+}
+
+interface StepRecordResult {
+  layer?: LayerDescriptor;
+  created: string;
+}
+
+interface StageResult {
+  stage: Stage;
+  state: ImageState;
+  key: Digest;
+  env: StageEnv;
+  flags: StageFlags;
+}
+
+const HISTORY_ID_PREFIX = "kiln.build.v1";
+
+class BuildSession {
+  readonly steps: StepReport[] = [];
+  readonly stepKeys: { key: Digest; description: string }[] = [];
+  readonly stageResults = new Map<number, StageResult>();
+  private previousSteps: { key: Digest; description: string }[] | undefined;
+  private contextPromise: Promise<BuildContext> | undefined;
+  private readonly viewCache = new Map<string, Promise<ImageFsView>>();
+  private readonly fileMapCache = new Map<string, Promise<Record<string, string> | undefined>>();
+
+  constructor(
+    readonly options: BuildOptions,
+    readonly store: KilnStore,
+    readonly model: DockerfileModel,
+    readonly file: string,
+    readonly contextDir: string,
+    readonly dockerfilePath: string | undefined,
+    readonly platform: Platform,
+    readonly global: GlobalArgScope,
+    readonly identity: string,
+    readonly emit: (e: BuildEvent) => void,
+  ) {}
+
+  get signal(): AbortSignal | undefined {
+    return this.options.signal;
+  }
+
+  async loadPreviousBuild(): Promise<void> {
+    this.previousSteps = (await this.store.history.latest(this.identity))?.steps;
+  }
+
+  context(): Promise<BuildContext> {
+    this.contextPromise ??= BuildContext.open(this.contextDir, {
+      ...(this.dockerfilePath ? { dockerfile: this.dockerfilePath } : {}),
+      statCacheFile: path.join(this.store.root, "context-stat", `${sha256Digest(this.contextDir).slice(7, 39)}.json`),
+      ...(this.signal ? { signal: this.signal } : {}),
+    });
+    return this.contextPromise;
+  }
+
+  /** The filesystem view of an image state (listing its layers once, cached by the top diffID). */
+  view(state: ImageState): Promise<ImageFsView> {
+    const id = state.layers.map((l) => l.diffID).join(",");
+    let v = this.viewCache.get(id);
+    if (!v) {
+      v = ImageFsView.load(this.store.blobs, state.layers, { cacheDir: path.join(this.store.root, "layer-listing"), ...(this.signal ? { signal: this.signal } : {}) });
+      this.viewCache.set(id, v);
+    }
+    return v;
+  }
+
+  async userDb(state: ImageState): Promise<{ passwd?: PasswdEntry[]; groups?: GroupEntry[] }> {
+    const view = await this.view(state);
+    const passwd = await view.readFile("/etc/passwd", this.signal);
+    const group = await view.readFile("/etc/group", this.signal);
+    const out: { passwd?: PasswdEntry[]; groups?: GroupEntry[] } = {};
+    if (passwd) out.passwd = parsePasswd(passwd.toString("utf8"));
+    if (group) out.groups = parseGroup(group.toString("utf8"));
+    return out;
+  }
+
+  /** The record the previous build of the same Dockerfile/target had at this position. */
+  async previousInputs(position: number): Promise<{ inputs: CacheKeyInputs; files?: Record<string, string> } | undefined> {
+    const prev = this.previousSteps?.[position];
+    if (!prev) return undefined;
+    const record = await this.store.cache.get<StepRecordResult>(prev.key);
+    if (!record) return undefined;
+    const files = await this.fileMap(record.inputs.filesIndex as Digest | undefined);
+    return files ? { inputs: record.inputs, files } : { inputs: record.inputs };
+  }
+
+  fileMap(digest: Digest | undefined): Promise<Record<string, string> | undefined> {
+    if (!digest) return Promise.resolve(undefined);
+    let m = this.fileMapCache.get(digest);
+    if (!m) {
+      m = this.store.blobs.readJson<Record<string, string>>(digest).catch(() => undefined);
+      this.fileMapCache.set(digest, m);
+    }
+    return m;
+  }
+}
+
+function stepRef(stage: Stage, stageLabel: string, index: number, total: number, instr: Instruction): StepRef {
+  return { id: `${stageLabel}/${index}`, stage: stageLabel, index, total, instruction: instr.original, line: instr.range.startLine };
+}
+
+function nowIso(epoch?: number): string {
+  return new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): Promise<BuildResult> {
+  const started = Date.now();
+  const contextDir = path.resolve(options.context);
+  const dockerfilePath = options.dockerfileContent !== undefined ? undefined : path.resolve(options.dockerfile ?? path.join(contextDir, "Dockerfile"));
+  const file = dockerfilePath ? path.basename(dockerfilePath) : "Dockerfile";
+  let source: string;
+  if (options.dockerfileContent !== undefined) source = options.dockerfileContent;
+  else {
+    try {
+      source = await readFile(dockerfilePath!, "utf8");
+    } catch (err) {
+      throw new BuildOptionsError(`failed to read Dockerfile ${dockerfilePath}: ${(err as Error).message}`);
+    }
+  }
+  const model = modelFromAst(parseDockerfile(source, { file }), { file });
+  const platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
+  const target = selectTarget(model, options.target, file);
+  const store = typeof options.store === "object" ? options.store : await openStore(options.store);
+  const global = GlobalArgScope.create(model.globalArgs, {
+    buildArgs: options.buildArgs ?? {},
+    targetPlatform: { os: platform.os, architecture: platform.architecture, ...(platform.variant ? { variant: platform.variant } : {}) },
+    target: target.name ?? "",
+    escapeToken: model.escapeToken,
+    file,
+  });
+  const identity = `${HISTORY_ID_PREFIX}\0${contextDir}\0${dockerfilePath ?? "<inline>"}\0${target.name ?? target.index}\0${platform.os}/${platform.architecture}`;
+  const session = new BuildSession(options, store, model, file, contextDir, dockerfilePath, platform, global, identity, emit);
+  await session.loadPreviousBuild();
+
+  const needed = stagesNeeded(model, target, global, file);
+  emit({ type: "build-start", dockerfile: dockerfilePath ?? "<inline>", context: contextDir, target: target.name ?? String(target.index), stages: needed.map((s) => s.name ?? String(s.index)) });
+
+  let position = 0;
+  for (const stage of needed) {
+    const res = await runStage(session, stage, position);
+    position += stage.instructions.length + 1;
+    session.stageResults.set(stage.index, res);
+  }
+  const final = session.stageResults.get(target.index)!;
+  const finalState = cloneState(final.state);
+  for (const [k, v] of Object.entries(options.labels ?? {})) setLabel(finalState.config, k, v);
+  const lastCreated = finalState.config.history?.at(-1)?.created;
+  const image = await commitImage(finalState, store.blobs, options.sourceDateEpoch !== undefined ? nowIso(options.sourceDateEpoch) : lastCreated ?? nowIso());
+
+  const tags = (options.tags ?? []).map((t) => formatReference(parseReference(t)));
+  for (const tag of tags) await store.tags.set(tag, image.manifestDescriptor);
+  await store.history.record(identity, session.stepKeys, options.signal ? { signal: options.signal } : {});
+
+  for (const out of options.outputs ?? []) {
+    const t0 = Date.now();
+    if (out.type === "image") continue;
+    emit({ type: "export-start", kind: out.type, dest: out.dest });
+    const opts = { names: tags, ...(options.signal ? { signal: options.signal } : {}) };
+    if (out.type === "docker") await writeDockerArchive(image, store.blobs, out.dest, opts);
+    else if (out.tar ?? out.dest.endsWith(".tar")) await writeOciLayoutTar(image, store.blobs, out.dest, opts);
+    else await writeOciLayoutDir(image, store.blobs, out.dest, opts);
+    emit({ type: "export-end", kind: out.type, dest: out.dest, durationMs: Date.now() - t0 });
+  }
+  const durationMs = Date.now() - started;
+  emit({ type: "build-end", imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, durationMs });
+  return { imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, image, tags, steps: session.steps, durationMs };
+}
+
+function selectTarget(model: DockerfileModel, target: string | undefined, file: string): Stage {
+  if (target === undefined || target === "") return model.stages.at(-1)!;
+  const stage = model.stages.find((s) => s.name === target.toLowerCase());
+  if (!stage) throw new DockerfileError(file, undefined, `target stage "${target}" could not be found`);
+  return stage;
+}
+
+/** The stages the target depends on (FROM <stage>, COPY --from=<stage>), in Dockerfile order. */
+function stagesNeeded(model: DockerfileModel, target: Stage, global: GlobalArgScope, file: string): Stage[] {
+  const needed = new Set<number>();
+  const visit = (stage: Stage): void => {
+    if (needed.has(stage.index)) return;
+    needed.add(stage.index);
+    const base = baseStage(model, stage, global, file);
+    if (base) visit(base);
+    for (const instr of stage.instructions) {
+      if (instr.kind === "copy" && instr.from !== undefined) {
+        const dep = findStage(model.stages.slice(0, stage.index), instr.from);
+        if (dep) visit(dep);
+      }
+    }
+  };
+  visit(target);
+  return model.stages.filter((s) => needed.has(s.index));
+}
+
+function expandedFromImage(stage: Stage, global: GlobalArgScope, file: string): string {
+  try {
+    return expandInstruction(stage.from, global.lookup(), global.escapeToken, { file }).instruction.image;
+  } catch (err) {
+    if (err instanceof ShellExpansionError) throw new DockerfileError(file, stage.from.range, err.message);
+    throw err;
+  }
+}
+
+function baseStage(model: DockerfileModel, stage: Stage, global: GlobalArgScope, file: string): Stage | undefined {
+  const image = expandedFromImage(stage, global, file);
+  return findStage(model.stages.slice(0, stage.index), image);
+}
+
+async function runStage(session: BuildSession, stage: Stage, position: number): Promise<StageResult> {
+  const { model, global, file, store } = session;
+  const label = stage.name ?? String(stage.index);
+  const total = stage.instructions.length + 1;
+  const fromRef = stepRef(stage, label, 1, total, stage.from);
+  session.emit({ type: "step-start", step: fromRef });
+  const t0 = Date.now();
+
+  let state: ImageState;
+  let key: Digest;
+  let env: StageEnv;
+  let baseName: string;
+  const image = expandedFromImage(stage, global, file);
+  const parentStage = baseStage(model, stage, global, file);
+  if (parentStage) {
+    const parent = session.stageResults.get(parentStage.index);
+    if (!parent) throw new DockerfileError(file, stage.from.range, `stage ${image} is not built`);
+    state = cloneState(parent.state);
+    key = stepCacheKey({ parent: parent.key, instruction: `FROM ${image}`, buildArgs: {} });
+    env = global.newStage(parent.env);
+    baseName = `stage ${image}`;
+  } else if (image.toLowerCase() === "scratch") {
+    state = { config: scratchConfig(session.platform), layers: [] };
+    key = stepCacheKey({ parent: null, instruction: "FROM scratch", buildArgs: {}, base: `scratch/${session.platform.os}/${session.platform.architecture}` });
+    env = global.newStage();
+    env.setImageEnv(state.config.config?.Env ?? []);
+    baseName = "scratch";
+  } else {
+    let base;
+    try {
+      base = await resolveBaseImage(store, image, {
+        platform: session.platform,
+        ...(session.options.puller ? { puller: session.options.puller } : {}),
+        ...(session.options.pull ? { pull: true } : {}),
+        ...(session.signal ? { signal: session.signal } : {}),
+      });
+    } catch (err) {
+      throw new BuildStepError(file, fromRef, (err as Error).message, { cause: err });
+    }
+    const config = structuredClone(base.config);
+    config.history ??= [];
+    config.config ??= {};
+    state = { config, layers: base.layers };
+    key = stepCacheKey({ parent: null, instruction: `FROM ${base.name}`, buildArgs: {}, base: base.manifestDigest ?? base.name });
+    env = global.newStage();
+    env.setImageEnv(config.config?.Env ?? []);
+    baseName = base.name;
+  }
+  const fromInputs: CacheKeyInputs = { instruction: `FROM ${baseName}`, buildArgs: {}, base: key };
+  const fromRecord = await store.cache.get(key);
+  if (!fromRecord) await store.cache.put({ key, parent: null, inputs: fromInputs, result: { created: nowIso() }, blobs: state.layers.map((l) => l.digest) });
+  session.stepKeys.push({ key, description: stage.from.original });
+  session.emit({ type: "step-end", step: fromRef, cached: true, durationMs: Date.now() - t0, cacheKey: key });
+  session.steps.push({ stage: label, index: 1, instruction: stage.from.original, line: stage.from.range.startLine, cached: true, cacheKey: key, durationMs: Date.now() - t0 });
+
+  const flags: StageFlags = { cmdSet: false };
+  // Once a step misses, every later step is rebuilt (its parent key is new anyway); the reason says so.
+  let missed = false;
+  for (let i = 0; i < stage.instructions.length; i++) {
+    session.signal?.throwIfAborted();
+    const instr = stage.instructions[i]!;
+    const ref = stepRef(stage, label, i + 2, total, instr);
+    session.emit({ type: "step-start", step: ref });
+    const started = Date.now();
+    try {
+      const outcome = await runStep(session, { state, key, env, flags, instr, ref, missedBefore: missed, position: position + i + 1 });
+      key = outcome.key;
+      if (!outcome.cached) missed = true;
+      const layer = outcome.layer ? { digest: outcome.layer.digest, diffID: outcome.layer.diffID, size: outcome.layer.size } : undefined;
+      const durationMs = Date.now() - started;
+      session.emit({ type: "step-end", step: ref, cached: outcome.cached, ...(outcome.miss ? { miss: outcome.miss } : {}), durationMs, cacheKey: key, layer });
+      const report: StepReport = { stage: label, index: i + 2, instruction: instr.original, line: instr.range.startLine, cached: outcome.cached, cacheKey: key, durationMs };
+      if (outcome.miss) report.miss = outcome.miss;
+      if (layer) report.layer = layer;
+      session.steps.push(report);
+      session.stepKeys.push({ key, description: instr.original });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      session.emit({ type: "step-error", step: ref, message });
+      if (err instanceof DockerfileError || err instanceof BuildStepError) throw err;
+      if (err instanceof ShellExpansionError) throw new DockerfileError(file, instr.range, err.message);
+      if ((err as Error)?.name === "AbortError") throw err;
+      throw new BuildStepError(file, ref, message, { cause: err });
+    }
+  }
+  return { stage, state, key, env, flags };
+}
+
+interface StepContext {
+  state: ImageState;
+  key: Digest;
+  env: StageEnv;
+  flags: StageFlags;
+  instr: StageInstruction;
+  ref: StepRef;
+  missedBefore: boolean;
+  position: number;
+}
+
+interface StepOutcome {
+  key: Digest;
+  cached: boolean;
+  miss?: MissReason;
+  layer?: LayerDescriptor;
+}
+
+const sortedArgs = (args: { key: string; value: string }[]): Record<string, string> => Object.fromEntries(args.map((a) => [a.key, a.value]));
+
+async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOutcome> {
+  const { state, env, flags, instr } = ctx;
+  const { file } = session;
+  const epoch = session.options.sourceDateEpoch;
+
+  // 1. Expand the instruction and work out what the step's key depends on.
+  let expanded: StageInstruction;
+  let buildArgs: Record<string, string>;
+  let historyText: string | undefined;
+  if (instr.kind === "arg") {
+    const declared = env.declareArgs(instr);
+    expanded = instr;
+    buildArgs = Object.fromEntries(declared.filter((d) => d.value !== undefined).map((d) => [d.key, d.value!]));
+    historyText = `ARG ${declared.map((d) => (d.value === undefined ? d.key : `${d.key}=${d.value}`)).join(" ")}`;
+  } else {
+    const ex = expandInstruction(instr, env.lookup(), session.global.escapeToken, { file });
+    expanded = ex.instruction;
+    buildArgs = sortedArgs(env.buildArgsAmong(ex.usedArgs));
+  }
+
+  // 2. Metadata instructions change the config only; they are cheap, so they are always applied.
+  const metaConfig = structuredClone(state.config);
+  const metaText = historyText === undefined ? applyMetadata(expanded, metaConfig, flags) : undefined;
+  if (metaText !== undefined) {
+    if (expanded.kind === "env") for (const e of expanded.env) env.setEnv(e.key, e.value);
+  }
+
+  const instructionKey = canonicalJson(stripLocation(expanded));
+  const inputs: CacheKeyInputs = { instruction: expanded.original, buildArgs };
+  let filesDigest: string | undefined;
+  let filesPaths: Record<string, string> | undefined;
+  let copyLoad: (() => Promise<LayerDescriptor | undefined>) | undefined;
+
+  if (expanded.kind === "copy" || expanded.kind === "add") {
+    const copyInstr = expanded;
+    if (copyInstr.kind === "copy" && copyInstr.from !== undefined) {
+      throw new Error(`COPY --from is not supported yet (stage and image sources come with multi-stage builds)`);
+    }
+    const ctxDir = await session.context();
+    const createdMtimeMs = epoch !== undefined ? epoch * 1000 : Date.now();
+    const resolved = await resolveContextSources(ctxDir, copyInstr, createdMtimeMs);
+    filesDigest = resolved.digest;
+    filesPaths = resolved.paths;
+    copyLoad = async () => {
+      const { sources, cleanup } = await resolved.load(session.signal);
+      try {
+        const view = copyInstr.link ? ImageFsView.empty(session.store.blobs) : await session.view(state);
+        let chown: { uid: number; gid: number } | undefined;
+        if (copyInstr.chown !== undefined && copyInstr.chown !== "") {
+          const db = /^[0-9]+(:[0-9]+)?$/.test(copyInstr.chown) ? {} : await session.userDb(state);
+          chown = resolveChown(copyInstr.chown, db.passwd, db.groups);
+        }
+        const dest = absoluteDest(copyInstr.dest, state.config.config?.WorkingDir);
+        const entries = planCopy({
+          sources,
+          dest,
+          view,
+          ...(chown ? { chown } : {}),
+          ...(copyInstr.chmod !== undefined ? { chmod: parseChmod(copyInstr.chmod) } : {}),
+          createdMtimeMs,
+        });
+        return await writeLayerToStore(session.store.blobs, entries, { ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
+      } finally {
+        await cleanup();
+      }
+    };
+  } else if (expanded.kind === "workdir") {
+    const wd = resolveWorkdir(state.config.config?.WorkingDir, expanded.path);
+    setWorkdir(metaConfig, wd);
+    if (wd !== "/") {
+      const user = state.config.config?.User;
+      copyLoad = async () => {
+        let chown: { uid: number; gid: number } | undefined;
+        if (user) {
+          const db = await session.userDb(state);
+          chown = resolveChown(user, db.passwd, db.groups);
+        }
+        const entries = planCopy({ sources: [], dest: `${wd}/`, view: await session.view(state), ...(chown ? { chown } : {}), createdMtimeMs: epoch !== undefined ? epoch * 1000 : Date.now() });
+        return writeLayerToStore(session.store.blobs, entries, { ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
+      };
+    }
+    historyText = `WORKDIR ${wd}`;
+  } else if (expanded.kind === "run") {
+    throw new Error("RUN steps need the sandbox executor, which this build of kiln does not include yet");
+  }
+  if (metaText !== undefined) historyText = metaText;
+
+  if (filesDigest !== undefined) inputs.filesDigest = filesDigest;
+  const key = stepCacheKey({
+    parent: ctx.key,
+    instruction: instructionKey,
+    buildArgs,
+    ...(filesDigest !== undefined ? { files: filesDigest } : {}),
+  });
+
+  // 3. Cache lookup.
+  const record = session.options.noCache ? undefined : await session.store.cache.get<StepRecordResult>(key);
+  let cached = record !== undefined;
+  let layer: LayerDescriptor | undefined = record?.result.layer;
+  if (layer && !(await session.store.blobs.has(layer.digest))) {
+    cached = false; // the record survived but its blob was pruned: rebuild
+    layer = undefined;
+  }
+  let created = record?.result.created ?? nowIso();
+  let miss: MissReason | undefined;
+  if (!cached) {
+    if (session.options.noCache) miss = { kind: "no-cache" };
+    else if (ctx.missedBefore) miss = { kind: "parent-changed" };
+    else {
+      const prev = await session.previousInputs(ctx.position);
+      miss = explainMiss(inputs, prev?.inputs, prev?.files, filesPaths);
+    }
+    created = nowIso();
+    layer = copyLoad ? await copyLoad() : undefined;
+    let filesIndex: Digest | undefined;
+    if (filesPaths) filesIndex = (await session.store.blobs.writeBytes(canonicalJson(filesPaths))).digest;
+    const recordInputs: CacheKeyInputs = filesIndex ? { ...inputs, filesIndex } : inputs;
+    const result: StepRecordResult = layer ? { layer, created } : { created };
+    await session.store.cache.put({ key, parent: ctx.key, inputs: recordInputs, result, blobs: layer ? [layer.digest] : [] });
+  } else {
+    await session.store.cache.touch(key);
+  }
+
+  // 4. Apply the step to the state.
+  const historyCreated = epoch !== undefined ? nowIso(epoch) : created;
+  state.config = metaConfig;
+  if (layer) {
+    addLayer(state, layer);
+    const text = expanded.kind === "copy" || expanded.kind === "add" ? `${copyHistoryText(expanded)} # buildkit` : historyText ?? expanded.original;
+    addHistory(state.config, { createdBy: text, emptyLayer: false, created: historyCreated });
+  } else if (historyText !== undefined && historyText !== "") {
+    addHistory(state.config, { createdBy: historyText, emptyLayer: true, created: historyCreated });
+  }
+  const outcome: StepOutcome = { key, cached };
+  if (miss) outcome.miss = miss;
+  if (layer) outcome.layer = layer;
+  return outcome;
+}
+
+/** BuildKit's history text for COPY/ADD: the keyword, --parents/--chown/--chmod, sources, destination. */
+function copyHistoryText(instr: CopyInstruction | AddInstruction): string {
+  const parts: string[] = [instr.kind === "add" ? "ADD" : "COPY"];
+  if (instr.kind === "copy" && instr.parents) parts.push("--parents");
+  if (instr.chown) parts.push(`--chown=${instr.chown}`);
+  if (instr.chmod) parts.push(`--chmod=${instr.chmod}`);
+  parts.push(...instr.sources, ...instr.contents.map((c) => `<<${c.path}`), instr.dest);
+  return parts.join(" ");
+}
+
+/** The instruction without its source location, so moving a line does not bust the cache. */
+function stripLocation(instr: Instruction): unknown {
+  const { range: _r, comments: _c, original: _o, ...rest } = instr as Instruction & Record<string, unknown>;
+  return rest;
+}
+
+/** COPY destinations are relative to WORKDIR; a trailing "/" (meaning "directory") is kept. */
+function absoluteDest(dest: string, workdir: string | undefined): string {
+  const trailing = dest.endsWith("/") || dest === "." || dest.endsWith("/.");
+  const abs = dest.startsWith("/") ? dest : `${workdir && workdir !== "" ? workdir : "/"}/${dest}`;
+  const cleaned = resolveWorkdir("/", abs);
+  return trailing && cleaned !== "/" ? `${cleaned}/` : cleaned === "/" ? "/" : cleaned;
+}
+
+function parseChmod(chmod: string): number {
+  if (!/^[0-7]{1,4}$/.test(chmod)) throw new Error(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`);
+  return Number.parseInt(chmod, 8);
+}

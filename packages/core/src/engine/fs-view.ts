@@ -1,0 +1,156 @@
+// A read-only view of an image's filesystem built from its layer tars: which paths exist, their type and
+// owner, and the content of small files (/etc/passwd). COPY needs it to decide "into a directory or onto
+// a file" and to resolve --chown names; nothing is unpacked to disk for it.
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { readLayerTar, parseWhiteout, type LayerEntryType } from "@kiln/snapshot";
+import type { Digest, LayerDescriptor } from "../image/oci.js";
+
+export interface FsNode {
+  type: LayerEntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  linkname?: string;
+  /** Index of the layer that last wrote this path. */
+  layer: number;
+}
+
+export interface LayerBlobReader {
+  createReadStream(digest: Digest): NodeJS.ReadableStream;
+}
+
+type Listing = [path: string, type: LayerEntryType | "whiteout" | "opaque", mode: number, uid: number, gid: number, linkname?: string][];
+
+/** Lists one layer's entries; cached on disk by diffID since a layer never changes. */
+async function listLayer(blobs: LayerBlobReader, layer: LayerDescriptor, cacheDir: string | undefined, signal?: AbortSignal): Promise<Listing> {
+  const cacheFile = cacheDir ? path.join(cacheDir, `${layer.diffID.slice("sha256:".length)}.json`) : undefined;
+  if (cacheFile) {
+    try {
+      return JSON.parse(await readFile(cacheFile, "utf8")) as Listing;
+    } catch {
+      // not cached yet
+    }
+  }
+  const listing: Listing = [];
+  for await (const { entry, body } of readLayerTar(blobs.createReadStream(layer.digest), signal ? { signal } : {})) {
+    body.resume();
+    const wh = parseWhiteout(entry.path);
+    if (wh?.kind === "whiteout") listing.push([wh.target, "whiteout", 0, 0, 0]);
+    else if (wh?.kind === "opaque") listing.push([wh.dir, "opaque", 0, 0, 0]);
+    else if (wh === null) listing.push(entry.linkname !== undefined ? [entry.path, entry.type, entry.mode, entry.uid, entry.gid, entry.linkname] : [entry.path, entry.type, entry.mode, entry.uid, entry.gid]);
+  }
+  if (cacheFile && cacheDir) {
+    await mkdir(cacheDir, { recursive: true });
+    const tmp = `${cacheFile}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(listing));
+    await rename(tmp, cacheFile);
+  }
+  return listing;
+}
+
+export class ImageFsView {
+  private constructor(
+    private readonly nodes: Map<string, FsNode>,
+    private readonly layers: LayerDescriptor[],
+    private readonly blobs: LayerBlobReader,
+  ) {}
+
+  static empty(blobs: LayerBlobReader): ImageFsView {
+    return new ImageFsView(new Map(), [], blobs);
+  }
+
+  static async load(blobs: LayerBlobReader, layers: LayerDescriptor[], options: { cacheDir?: string; signal?: AbortSignal } = {}): Promise<ImageFsView> {
+    const nodes = new Map<string, FsNode>();
+    for (let i = 0; i < layers.length; i++) {
+      const listing = await listLayer(blobs, layers[i]!, options.cacheDir, options.signal);
+      // Whiteouts hide what lower layers have, so they apply before this layer's own entries.
+      for (const [p, type] of listing) {
+        if (type === "whiteout") removeTree(nodes, p);
+        else if (type === "opaque") removeTree(nodes, p, true);
+      }
+      for (const [p, type, mode, uid, gid, linkname] of listing) {
+        if (type !== "whiteout" && type !== "opaque") {
+          const existing = nodes.get(p);
+          // A non-directory replacing a directory hides everything below it.
+          if (existing?.type === "dir" && type !== "dir") removeTree(nodes, p);
+          const node: FsNode = { type, mode, uid, gid, layer: i };
+          if (linkname !== undefined) node.linkname = linkname;
+          nodes.set(p, node);
+        }
+      }
+    }
+    return new ImageFsView(nodes, layers, blobs);
+  }
+
+  /** Looks a path up without following symlinks. `p` is absolute or relative to "/". */
+  lstat(p: string): FsNode | undefined {
+    return this.nodes.get(toRel(p));
+  }
+
+  /** Looks a path up following symlinks in every component (bounded, never leaving the root). */
+  stat(p: string): FsNode | undefined {
+    const resolved = this.resolve(p);
+    return resolved === undefined ? undefined : this.nodes.get(resolved);
+  }
+
+  /** Resolves symlinks inside the image root; returns the relative path, or undefined if missing. */
+  resolve(p: string, depth = 0): string | undefined {
+    if (depth > 40) return undefined;
+    const parts = toRel(p).split("/").filter((s) => s !== "");
+    let current: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      if (part === ".") continue;
+      if (part === "..") {
+        current.pop();
+        continue;
+      }
+      const candidate = [...current, part].join("/");
+      const node = this.nodes.get(candidate);
+      if (node?.type === "symlink" && node.linkname !== undefined) {
+        const target = node.linkname.startsWith("/") ? node.linkname : [...current, node.linkname].join("/");
+        const rest = parts.slice(i + 1).join("/");
+        return this.resolve(rest ? `${target}/${rest}` : target, depth + 1);
+      }
+      current = [...current, part];
+    }
+    const rel = current.join("/");
+    return rel === "" || this.nodes.has(rel) ? rel : undefined;
+  }
+
+  isDir(p: string): boolean {
+    const rel = toRel(p);
+    if (rel === "") return true;
+    return this.stat(p)?.type === "dir";
+  }
+
+  /** Reads a small file's content (follows symlinks). */
+  async readFile(p: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    const rel = this.resolve(p);
+    if (rel === undefined) return undefined;
+    const node = this.nodes.get(rel);
+    if (!node || node.type !== "file") return undefined;
+    const layer = this.layers[node.layer]!;
+    for await (const { entry, body } of readLayerTar(this.blobs.createReadStream(layer.digest), signal ? { signal } : {})) {
+      if (entry.path !== rel) {
+        body.resume();
+        continue;
+      }
+      const chunks: Buffer[] = [];
+      for await (const chunk of body) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    }
+    return undefined;
+  }
+}
+
+function toRel(p: string): string {
+  return p.split("/").filter((s) => s !== "" && s !== ".").join("/");
+}
+
+function removeTree(nodes: Map<string, FsNode>, p: string, keepSelf = false): void {
+  if (!keepSelf) nodes.delete(p);
+  const prefix = p === "" ? "" : `${p}/`;
+  for (const key of nodes.keys()) if (key.startsWith(prefix) && key !== p) nodes.delete(key);
+}

@@ -1,0 +1,181 @@
+// COPY and ADD from the build context (and heredocs): resolve sources, digest them for the cache key,
+// and on a miss plan the layer and write it.
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { Readable } from "node:stream";
+import os from "node:os";
+import path from "node:path";
+import { createHash } from "node:crypto";
+import {
+  BuildContext,
+  NotAnArchiveError,
+  extractLayer,
+  detectArchive,
+  isExcludedBy,
+  type ContextEntry,
+  type LayerEntryType,
+  type ResolvedMatch,
+} from "@kiln/snapshot";
+import type { AddInstruction, CopyInstruction } from "../../dockerfile/instructions.js";
+import type { CopyNode, CopySource } from "./copy-plan.js";
+
+export class CopySourceError extends Error {
+  override readonly name = "CopySourceError";
+}
+
+/** Files from the context are owned by root in the image unless --chown says otherwise (as docker build). */
+function nodeFromEntry(root: string, rel: string, entry: ContextEntry): CopyNode | undefined {
+  const type: LayerEntryType | undefined = entry.type === "file" ? "file" : entry.type === "dir" ? "dir" : entry.type === "symlink" ? "symlink" : undefined;
+  if (!type) return undefined;
+  const node: CopyNode = { type, mode: entry.mode, uid: 0, gid: 0, mtimeMs: entry.mtimeMs };
+  if (type === "file") {
+    node.size = entry.size;
+    const abs = path.join(root, rel);
+    node.open = () => createReadStream(abs);
+  }
+  if (type === "symlink" && entry.linkname !== undefined) node.linkname = entry.linkname;
+  return node;
+}
+
+function sourceFromMatch(ctx: BuildContext, m: ResolvedMatch, excludes: string[]): CopySource | undefined {
+  const node = nodeFromEntry(ctx.root, m.resolvedPath, m.entry);
+  if (!node) return undefined;
+  const source: CopySource = { path: m.name || m.path, node };
+  if (node.type === "dir") {
+    source.children = [];
+    for (const c of m.contents) {
+      if (excludes.length > 0 && isExcludedBy(c.relPath, excludes)) continue;
+      const child = nodeFromEntry(ctx.root, path.posix.join(m.resolvedPath, c.relPath), c.entry);
+      if (child) source.children.push({ rel: c.relPath, node: child });
+    }
+  }
+  return source;
+}
+
+export interface ResolvedCopySources {
+  /** One digest over every source (paths as the destination sees them, content, mode; never mtime). */
+  digest: string;
+  /** Per-path digests, for explaining a miss. */
+  paths: Record<string, string>;
+  /** Builds the copy sources on a miss; `cleanup` removes temp files (extracted archives). */
+  load(signal?: AbortSignal): Promise<{ sources: CopySource[]; cleanup: () => Promise<void> }>;
+}
+
+function heredocSources(instr: CopyInstruction | AddInstruction, mtimeMs: number): CopySource[] {
+  return instr.contents.map((c) => {
+    const data = Buffer.from(c.data);
+    return {
+      path: c.path,
+      node: { type: "file" as const, mode: 0o644, uid: 0, gid: 0, mtimeMs, size: data.length, open: () => Readable.from([data]) },
+    };
+  });
+}
+
+function isUrl(src: string): boolean {
+  return /^https?:\/\//i.test(src);
+}
+
+/** Resolves the sources of a COPY/ADD against the build context. */
+export async function resolveContextSources(ctx: BuildContext, instr: CopyInstruction | AddInstruction, createdMtimeMs: number): Promise<ResolvedCopySources> {
+  const localSources = instr.sources.filter((s) => !isUrl(s));
+  const urls = instr.sources.filter(isUrl);
+  if (urls.length > 0 && instr.kind === "copy") throw new CopySourceError("source can't be a URL for COPY");
+  const digested = await ctx.digestSources(localSources);
+  const hash = createHash("sha256").update(digested.digest);
+  for (const c of instr.contents) hash.update(`\0heredoc\0${c.path}\0${c.data}`);
+  for (const u of urls) hash.update(`\0url\0${u}`);
+  if (instr.excludes.length > 0) hash.update(`\0exclude\0${JSON.stringify(instr.excludes)}`);
+  const unpack = instr.kind === "add" && (instr.unpack ?? true);
+  return {
+    digest: `sha256:${hash.digest("hex")}`,
+    paths: digested.paths,
+    async load(signal) {
+      const cleanups: string[] = [];
+      const sources: CopySource[] = [];
+      for (const resolved of ctx.resolveSources(localSources)) {
+        for (const m of resolved.matches) {
+          if (unpack && m.entry.type === "file") {
+            const extracted = await tryExtractArchive(path.join(ctx.root, m.resolvedPath), signal);
+            if (extracted) {
+              cleanups.push(extracted.dir);
+              sources.push(extracted.source);
+              continue;
+            }
+          }
+          const s = sourceFromMatch(ctx, m, instr.excludes);
+          if (s) sources.push(s);
+        }
+      }
+      for (const u of urls) {
+        const dl = await downloadUrl(u, signal);
+        cleanups.push(dl.dir);
+        sources.push(dl.source);
+      }
+      sources.push(...heredocSources(instr, createdMtimeMs));
+      return {
+        sources,
+        cleanup: async () => {
+          await Promise.all(cleanups.map((d) => rm(d, { recursive: true, force: true })));
+        },
+      };
+    },
+  };
+}
+
+/** ADD of a local tar (plain, gzip, bzip2, xz) extracts it; anything else is copied as it is. */
+async function tryExtractArchive(file: string, signal?: AbortSignal): Promise<{ dir: string; source: CopySource } | undefined> {
+  if ((await detectArchive(file, signal)) === null) return undefined;
+  const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-add-"));
+  try {
+    await extractLayer(createReadStream(file), dir, { whiteouts: "keep", ...(signal ? { signal } : {}) });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    if (err instanceof NotAnArchiveError) return undefined;
+    throw err;
+  }
+  const children = await walkDir(dir);
+  return { dir, source: { path: path.basename(file), node: { type: "dir", mode: 0o755, uid: 0, gid: 0, mtimeMs: 0 }, children } };
+}
+
+/** Extracted archives keep their owners and modes (ADD preserves them), so read them back with lstat. */
+async function walkDir(root: string): Promise<{ rel: string; node: CopyNode }[]> {
+  const { readdir, lstat, readlink } = await import("node:fs/promises");
+  const out: { rel: string; node: CopyNode }[] = [];
+  async function walk(rel: string): Promise<void> {
+    const names = (await readdir(path.join(root, rel))).sort();
+    for (const name of names) {
+      const childRel = rel === "" ? name : `${rel}/${name}`;
+      const abs = path.join(root, childRel);
+      const st = await lstat(abs);
+      const type: LayerEntryType | undefined = st.isFile() ? "file" : st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : undefined;
+      if (!type) continue;
+      const node: CopyNode = { type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs };
+      if (type === "file") {
+        node.size = st.size;
+        node.open = () => createReadStream(abs);
+      }
+      if (type === "symlink") node.linkname = await readlink(abs);
+      out.push({ rel: childRel, node });
+      if (type === "dir") await walk(childRel);
+    }
+  }
+  await walk("");
+  return out;
+}
+
+/** ADD <url>: downloads to a temp file, named after the URL's last path segment, mode 0600 as BuildKit. */
+async function downloadUrl(url: string, signal?: AbortSignal): Promise<{ dir: string; source: CopySource }> {
+  const res = await fetch(url, signal ? { signal } : {});
+  if (!res.ok || !res.body) throw new CopySourceError(`failed to download ${url}: HTTP ${res.status}`);
+  const dir = await mkdtemp(path.join(os.tmpdir(), "kiln-url-"));
+  const base = path.posix.basename(new URL(url).pathname);
+  const name = base && base !== "/" && base !== "." ? base : "__unnamed__";
+  const file = path.join(dir, name);
+  const { pipeline } = await import("node:stream/promises");
+  const { createWriteStream } = await import("node:fs");
+  await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>), createWriteStream(file, { mode: 0o600 }));
+  const st = await stat(file);
+  const lastModified = res.headers.get("last-modified");
+  const mtimeMs = lastModified ? Date.parse(lastModified) || 0 : 0;
+  return { dir, source: { path: name, node: { type: "file", mode: 0o600, uid: 0, gid: 0, mtimeMs, size: st.size, open: () => createReadStream(file) } } };
+}

@@ -16,3 +16,5 @@ export * from "./image/reference.js";
 export * from "./output/index.js";
 export * from "./engine/index.js";
 export * from "./dockerfile/instruction-ports.js";
+export * from "./dockerfile/instruction-mount-defaults.js";
+export * from "./registry/index.js";

@@ -31,7 +31,9 @@ import { applyMetadata, type StageFlags } from "./steps/metadata.js";
 import { planCopy } from "./steps/copy-plan.js";
 import { resolveContextSources } from "./steps/copy.js";
 import { writeLayerToStore } from "./steps/layer-writer.js";
-import { parseGroup, parsePasswd, resolveChown, type GroupEntry, type PasswdEntry } from "./users.js";
+import { parseGroup, parsePasswd, resolveChown, resolveRunUser, type GroupEntry, type PasswdEntry } from "./users.js";
+import { executeRun, runArgs, type SecretSource } from "./steps/run.js";
+import { UnpackedLayers } from "./unpacked-layers.js";
 
 export type OutputSpec =
   | { type: "oci"; dest: string; tar?: boolean }
@@ -62,6 +64,10 @@ export interface BuildOptions {
   puller?: ImagePuller;
   /** Re-resolve FROM images in the registry even if present locally. */
   pull?: boolean;
+  /** Secrets for `RUN --mount=type=secret` (`--secret id=ID,src=FILE`); never stored in a layer or key. */
+  secrets?: SecretSource[];
+  /** Network for RUN steps without `--network`: "host" (default) or "none". */
+  network?: "host" | "none";
   signal?: AbortSignal;
 }
 
@@ -139,6 +145,7 @@ class BuildSession {
   private contextPromise: Promise<BuildContext> | undefined;
   private readonly viewCache = new Map<string, Promise<ImageFsView>>();
   private readonly fileMapCache = new Map<string, Promise<Record<string, string> | undefined>>();
+  readonly unpacked: UnpackedLayers;
 
   constructor(
     readonly options: BuildOptions,
@@ -151,7 +158,9 @@ class BuildSession {
     readonly global: GlobalArgScope,
     readonly identity: string,
     readonly emit: (e: BuildEvent) => void,
-  ) {}
+  ) {
+    this.unpacked = new UnpackedLayers(store.blobs, path.join(store.root, "layers"));
+  }
 
   get signal(): AbortSignal | undefined {
     return this.options.signal;
@@ -514,7 +523,33 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     }
     historyText = `WORKDIR ${wd}`;
   } else if (expanded.kind === "run") {
-    throw new Error("RUN steps need the sandbox executor, which this build of kiln does not include yet");
+    const runInstr = expanded;
+    // A RUN sees every ARG declared so far, so all of them are part of its key (and its history line).
+    buildArgs = sortedArgs(env.usedBuildArgs());
+    const args = runArgs(runInstr, state.config);
+    historyText = `RUN ${[env.runHistoryPrefix(), ...args].filter((a) => a !== "").join(" ")}`;
+    const runEnv = env.runEnv();
+    copyLoad = async () => {
+      const db = await session.userDb(state);
+      const user = resolveRunUser(state.config.config?.User ?? "", db.passwd, db.groups);
+      return executeRun({
+        instr: runInstr,
+        config: state.config,
+        layers: state.layers,
+        env: runEnv,
+        user,
+        unpacked: session.unpacked,
+        blobs: session.store.blobs,
+        workRoot: path.join(session.store.root, "run"),
+        cacheMountRoot: path.join(session.store.root, "cache-mounts"),
+        contextDir: session.contextDir,
+        secrets: new Map((session.options.secrets ?? []).map((sec) => [sec.id, sec])),
+        defaultNetwork: session.options.network ?? "host",
+        ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+        onOutput: (stream, data) => session.emit({ type: "step-log", step: ctx.ref, stream, data }),
+        ...(session.signal ? { signal: session.signal } : {}),
+      });
+    };
   }
   if (metaText !== undefined) historyText = metaText;
 
@@ -559,7 +594,12 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   state.config = metaConfig;
   if (layer) {
     addLayer(state, layer);
-    const text = expanded.kind === "copy" || expanded.kind === "add" ? `${copyHistoryText(expanded)} # buildkit` : historyText ?? expanded.original;
+    const text =
+      expanded.kind === "copy" || expanded.kind === "add"
+        ? `${copyHistoryText(expanded)} # buildkit`
+        : expanded.kind === "run"
+          ? `${historyText} # buildkit`
+          : historyText ?? expanded.original;
     addHistory(state.config, { createdBy: text, emptyLayer: false, created: historyCreated });
   } else if (historyText !== undefined && historyText !== "") {
     addHistory(state.config, { createdBy: historyText, emptyLayer: true, created: historyCreated });

@@ -1,0 +1,191 @@
+// RUN: stack the image's unpacked layers under a fresh overlay upper dir, run the command in the
+// sandbox, and turn what changed into the next layer.
+import { chmod, chown, copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import path from "node:path";
+import { createHash } from "node:crypto";
+import { diffOverlayUpper, runInSandbox, type SandboxMount } from "@kiln/snapshot";
+import type { RunInstruction, RunMount } from "../../dockerfile/instructions.js";
+import type { ImageConfig, LayerDescriptor } from "../../image/oci.js";
+import { envWithDefaultPath, shellOf } from "../image-config.js";
+import type { UnpackedLayers } from "../unpacked-layers.js";
+import type { ResolvedUser } from "../users.js";
+import { writeLayerToStore } from "./layer-writer.js";
+import type { BlobStore } from "@kiln/cache";
+
+export class RunStepError extends Error {
+  override readonly name = "RunStepError";
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly lastOutput: string[],
+  ) {
+    super(message);
+  }
+}
+
+export interface SecretSource {
+  id: string;
+  /** Host file holding the secret. */
+  src: string;
+}
+
+export interface RunStepOptions {
+  instr: RunInstruction;
+  config: ImageConfig;
+  layers: LayerDescriptor[];
+  env: string[];
+  user: ResolvedUser;
+  unpacked: UnpackedLayers;
+  blobs: BlobStore;
+  /** Scratch space for upper/work dirs (inside the store, same filesystem as the layers). */
+  workRoot: string;
+  /** Persistent `type=cache` mounts live here. */
+  cacheMountRoot: string;
+  /** The build context directory, for `type=bind` mounts without `from`. */
+  contextDir: string;
+  secrets: Map<string, SecretSource>;
+  /** The build-wide default for `--network` ("host" unless the build says otherwise). */
+  defaultNetwork: "host" | "none";
+  sourceDateEpoch?: number;
+  onOutput: (stream: "stdout" | "stderr", data: string) => void;
+  signal?: AbortSignal;
+}
+
+/** The argv of a RUN: shell form goes through the image's SHELL (default /bin/sh -c). */
+export function runArgs(instr: RunInstruction, config: ImageConfig): string[] {
+  if (!instr.prependShell) return instr.command;
+  const files = instr.files;
+  // A heredoc RUN (`RUN <<EOF`) runs its body as the shell script, as BuildKit does without a shebang.
+  if (files.length > 0 && instr.command.length === 1 && /^\s*<<-?\s*["']?\w+["']?\s*$/.test(instr.command[0] ?? "")) {
+    const body = files[0]!.chomp ? files[0]!.data.replace(/^\t+/gm, "") : files[0]!.data;
+    return [...shellOf(config), body];
+  }
+  return [...shellOf(config), ...instr.command];
+}
+
+const TAIL_LINES = 12;
+
+/** Executes the RUN and writes its layer. Returns the layer (possibly an empty one). */
+export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor> {
+  const { instr, config, signal } = opts;
+  const lowerDirs: string[] = [];
+  for (const layer of opts.layers) lowerDirs.unshift(await opts.unpacked.ensure(layer, signal));
+  await mkdir(opts.workRoot, { recursive: true });
+  const work = await mkdtemp(path.join(opts.workRoot, "run-"));
+  const upperDir = path.join(work, "upper");
+  const workDir = path.join(work, "work");
+  const rootfs = path.join(work, "rootfs");
+  await Promise.all([mkdir(upperDir), mkdir(workDir), mkdir(rootfs)]);
+  const tail: string[] = [];
+  const keepTail = (data: string) => {
+    for (const line of data.split("\n")) if (line !== "") tail.push(line);
+    while (tail.length > TAIL_LINES) tail.shift();
+  };
+  try {
+    const { mounts, extraEnv } = await prepareMounts(instr.mounts ?? [], opts, work);
+    const args = runArgs(instr, config);
+    const result = await runInSandbox({
+      rootfs,
+      overlay: { lowerDirs, upperDir, workDir },
+      args,
+      env: envWithDefaultPath([...opts.env, ...extraEnv]),
+      cwd: config.config?.WorkingDir || "/",
+      user: { uid: opts.user.uid, gid: opts.user.gid, additionalGids: opts.user.additionalGids },
+      network: instr.network === "none" ? "none" : instr.network === "host" ? "host" : opts.defaultNetwork,
+      mounts,
+      stdout: (chunk) => {
+        const text = chunk.toString("utf8");
+        keepTail(text);
+        opts.onOutput("stdout", text);
+      },
+      stderr: (chunk) => {
+        const text = chunk.toString("utf8");
+        keepTail(text);
+        opts.onOutput("stderr", text);
+      },
+      ...(signal ? { signal } : {}),
+    });
+    if (result.exitCode !== 0) {
+      const shown = JSON.stringify(args.join(" "));
+      throw new RunStepError(
+        `process ${shown} did not complete successfully: exit code: ${result.exitCode}${tail.length ? `\n${tail.map((l) => `  > ${l}`).join("\n")}` : ""}`,
+        result.exitCode,
+        [...tail],
+      );
+    }
+    const entries = await diffOverlayUpper(upperDir, { lowerDirs, ...(signal ? { signal } : {}) });
+    return await writeLayerToStore(opts.blobs, entries, {
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Turns `RUN --mount` specs into sandbox mounts (cache dirs, context binds, tmpfs, secrets). */
+async function prepareMounts(mounts: RunMount[], opts: RunStepOptions, work: string): Promise<{ mounts: SandboxMount[]; extraEnv: string[] }> {
+  const out: SandboxMount[] = [];
+  const extraEnv: string[] = [];
+  for (const m of mounts) {
+    switch (m.type) {
+      case "cache": {
+        if (m.from !== undefined) throw new Error("--mount=type=cache,from= is not supported yet");
+        const target = m.target!;
+        const id = m.id ?? target;
+        const dir = path.join(opts.cacheMountRoot, createHash("sha256").update(id).digest("hex").slice(0, 32));
+        try {
+          await mkdir(dir, { recursive: false });
+          await chmod(dir, m.mode ?? 0o755);
+          await chown(dir, m.uid ?? 0, m.gid ?? 0);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+            await mkdir(opts.cacheMountRoot, { recursive: true });
+            await mkdir(dir, { recursive: true });
+            await chmod(dir, m.mode ?? 0o755);
+            await chown(dir, m.uid ?? 0, m.gid ?? 0);
+          }
+        }
+        out.push({ type: "bind", source: dir, target, readonly: m.readOnly });
+        break;
+      }
+      case "bind": {
+        if (m.from !== undefined) throw new Error("--mount=type=bind,from= is not supported yet");
+        const source = path.join(opts.contextDir, path.posix.normalize(`/${m.source ?? "/"}`));
+        // A read-write bind of the context must not change the context: bind a scratch copy instead.
+        if (!m.readOnly) {
+          const copy = path.join(work, `bind-${out.length}`);
+          const { cp } = await import("node:fs/promises");
+          await cp(source, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+          out.push({ type: "bind", source: copy, target: m.target!, readonly: false });
+        } else out.push({ type: "bind", source, target: m.target!, readonly: true });
+        break;
+      }
+      case "tmpfs":
+        out.push({ type: "tmpfs", target: m.target!, ...(m.sizeLimit > 0 ? { size: m.sizeLimit } : {}) });
+        break;
+      case "secret": {
+        const id = m.id ?? (m.target ? path.posix.basename(m.target) : undefined);
+        const secret = id !== undefined ? opts.secrets.get(id) : undefined;
+        if (!secret) {
+          if (m.required) throw new Error(`secret ${id ?? "(no id)"} is required but was not provided (--secret id=${id ?? "ID"},src=FILE)`);
+          break;
+        }
+        // A private copy carries the requested owner and mode without touching the host file.
+        const file = path.join(work, `secret-${out.length}`);
+        await copyFile(secret.src, file);
+        await chmod(file, m.mode ?? 0o400);
+        await chown(file, m.uid ?? 0, m.gid ?? 0);
+        if (m.env !== undefined) {
+          const { readFile } = await import("node:fs/promises");
+          extraEnv.push(`${m.env}=${(await readFile(secret.src, "utf8")).replace(/\n$/, "")}`);
+        }
+        if (m.target !== undefined || m.env === undefined) out.push({ type: "bind", source: file, target: m.target ?? `/run/secrets/${id}`, readonly: true });
+        break;
+      }
+      case "ssh":
+        throw new Error("--mount=type=ssh is not supported by kiln yet");
+    }
+  }
+  return { mounts: out, extraEnv };
+}

@@ -1,0 +1,236 @@
+// A walked, filtered build context: the set of paths BuildKit would transfer, plus COPY
+// source resolution and content digests for cache keys.
+import { createHash } from "node:crypto";
+import { realpath, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { type ContextEntry, entryFromStats } from "./entry.js";
+import { BuildContextError } from "./errors.js";
+import { goClean } from "./go-path.js";
+import { EMPTY_SHA256, entryDigest, hashFileContent, treeDigest } from "./hash.js";
+import { loadIgnoreFile } from "./ignore-file.js";
+import { PatternMatcher } from "./pattern-matcher.js";
+import { type ResolveOptions, type ResolvedMatch, type ResolvedSource, resolveSources } from "./resolve.js";
+import { StatCache } from "./stat-cache.js";
+import { ContextTree } from "./tree.js";
+import { walkContext } from "./walk.js";
+
+export interface OpenContextOptions {
+  /** The Dockerfile (absolute, or relative to the context); `<Dockerfile>.dockerignore` is preferred when present. */
+  dockerfile?: string;
+  /** Explicit ignore file (absolute, or relative to the context); it must exist. */
+  dockerignoreFile?: string;
+  /** Use these patterns instead of reading any ignore file. */
+  ignorePatterns?: readonly string[];
+  /** Persist content hashes here so unchanged files are not re-read on the next build. */
+  statCacheFile?: string;
+  /** Files whose timestamps are this close to hashing time are re-hashed next time (default 1000). */
+  racyWindowMs?: number;
+  /** Concurrent filesystem calls while walking (default 32). */
+  walkConcurrency?: number;
+  /** Files hashed concurrently (default 8). */
+  hashConcurrency?: number;
+  /** Called each time a file's content is actually read for hashing. */
+  onContentRead?: (path: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface MatchDigest {
+  /** Context path as named/matched. */
+  path: string;
+  name: string;
+  digest: string;
+}
+
+export interface SourceDigest {
+  source: string;
+  path: string;
+  digest: string;
+  matches: MatchDigest[];
+}
+
+export interface SourcesDigest {
+  /** One digest over all sources (names as the destination sees them + content). */
+  digest: string;
+  sources: SourceDigest[];
+  /** Entry digest of every context path that contributed, keyed by resolved path ("" = root). */
+  paths: Record<string, string>;
+}
+
+export interface DigestOptions extends ResolveOptions {
+  signal?: AbortSignal;
+}
+
+export interface DigestChange {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+const HASH_CHUNK = 256 * 1024;
+
+export class BuildContext {
+  private readonly contentMemo = new Map<string, string>();
+
+  private constructor(
+    /** Absolute, symlink-free path of the context directory. */
+    readonly root: string,
+    /** The ignore patterns in effect (already parsed). */
+    readonly ignorePatterns: readonly string[],
+    /** The ignore file that was read, if any. */
+    readonly dockerignorePath: string | undefined,
+    private readonly matcher: PatternMatcher,
+    private readonly tree: ContextTree,
+    private readonly statCache: StatCache,
+    private readonly opts: OpenContextOptions,
+  ) {}
+
+  static async open(dir: string, opts: OpenContextOptions = {}): Promise<BuildContext> {
+    let root: string;
+    let rootEntry: ContextEntry;
+    try {
+      root = await realpath(resolve(dir));
+      const st = await stat(root);
+      if (!st.isDirectory()) throw new BuildContextError(`build context ${dir} is not a directory`);
+      rootEntry = entryFromStats("", st);
+    } catch (e) {
+      if (e instanceof BuildContextError) throw e;
+      throw new BuildContextError(`cannot open build context ${dir}`, { cause: e });
+    }
+    let patterns: string[];
+    let ignorePath: string | undefined;
+    if (opts.ignorePatterns) patterns = [...opts.ignorePatterns];
+    else {
+      const loaded = await loadIgnoreFile({
+        contextDir: root,
+        dockerfile: opts.dockerfile,
+        dockerignoreFile: opts.dockerignoreFile,
+      });
+      patterns = loaded.patterns;
+      ignorePath = loaded.path;
+    }
+    const matcher = PatternMatcher.from(patterns);
+    const entries = await walkContext(root, matcher, { concurrency: opts.walkConcurrency, signal: opts.signal });
+    const cacheOpts = { racyWindowMs: opts.racyWindowMs };
+    const statCache = opts.statCacheFile
+      ? await StatCache.load(opts.statCacheFile, cacheOpts)
+      : StatCache.inMemory(cacheOpts);
+    return new BuildContext(root, patterns, ignorePath, matcher, new ContextTree(rootEntry, entries), statCache, opts);
+  }
+
+  /** Every transferred path (root excluded) in tree order. */
+  entries(): readonly ContextEntry[] {
+    return this.tree.entries;
+  }
+
+  /** The entry at a context-relative path ("" = root), undefined if absent or ignored. */
+  get(path: string): ContextEntry | undefined {
+    const p = goClean(`/${path}`).slice(1);
+    return this.tree.get(p);
+  }
+
+  /** Does the ignore file exclude `path` (relative to the context)? */
+  isIgnored(path: string): boolean {
+    const p = goClean(path);
+    if (p === "." || p === "/") return false;
+    return this.matcher.matchesOrParentMatches(p);
+  }
+
+  resolveSources(sources: readonly string[], opts?: ResolveOptions): ResolvedSource[] {
+    return resolveSources(this.tree, sources, opts);
+  }
+
+  /**
+   * Resolves `sources` and digests them for a cache key. Files are hashed by content
+   * (reusing the stat cache when their lstat key is unchanged); mtime never matters.
+   */
+  async digestSources(sources: readonly string[], opts: DigestOptions = {}): Promise<SourcesDigest> {
+    const resolved = this.resolveSources(sources, opts);
+    const files = new Map<string, ContextEntry>();
+    for (const src of resolved) {
+      for (const m of src.matches) {
+        if (m.entry.type === "file") files.set(m.resolvedPath, m.entry);
+        for (const c of m.contents) if (c.entry.type === "file") files.set(c.entry.path, c.entry);
+      }
+    }
+    await this.hashContents([...files.values()], opts.signal ?? this.opts.signal);
+
+    const paths: Record<string, string> = {};
+    const digestOf = (e: ContextEntry): string => {
+      let d = paths[e.path];
+      if (d === undefined) {
+        d = entryDigest(e, e.type === "file" ? this.contentMemo.get(e.path) : undefined);
+        paths[e.path] = d;
+      }
+      return d;
+    };
+    const out: SourceDigest[] = [];
+    const all = createHash("sha256");
+    all.update("kiln-sources-v1\0");
+    for (const src of resolved) {
+      const matches = src.matches.map((m) => ({ path: m.path, name: m.name, digest: this.matchDigest(m, digestOf) }));
+      const h = createHash("sha256");
+      for (const m of matches) h.update(`${m.name}\0${m.digest}\0`);
+      const digest = `sha256:${h.digest("hex")}`;
+      out.push({ source: src.source, path: src.path, digest, matches });
+      all.update(`${src.path}\0${digest}\0`);
+    }
+    this.statCache.prune((p) => this.tree.get(p)?.type === "file");
+    await this.statCache.save();
+    return { digest: `sha256:${all.digest("hex")}`, sources: out, paths: sortRecord(paths) };
+  }
+
+  private matchDigest(m: ResolvedMatch, digestOf: (e: ContextEntry) => string): string {
+    if (m.entry.type !== "dir") return digestOf(m.entry);
+    const pairs: Array<[string, string]> = [["", digestOf(m.entry)]];
+    for (const c of m.contents) pairs.push([c.relPath, digestOf(c.entry)]);
+    return treeDigest(pairs);
+  }
+
+  /** Fills contentMemo for `files`, reading only those the stat cache can't vouch for. */
+  private async hashContents(files: ContextEntry[], signal: AbortSignal | undefined): Promise<void> {
+    const todo: ContextEntry[] = [];
+    for (const f of files) {
+      if (this.contentMemo.has(f.path)) continue;
+      if (f.size === 0) {
+        this.contentMemo.set(f.path, EMPTY_SHA256);
+        continue;
+      }
+      const cached = this.statCache.lookup(f.path, f);
+      if (cached !== undefined) this.contentMemo.set(f.path, cached);
+      else todo.push(f);
+    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      const buf = Buffer.allocUnsafe(HASH_CHUNK);
+      while (next < todo.length) {
+        signal?.throwIfAborted();
+        const f = todo[next++] as ContextEntry;
+        const started = Date.now();
+        this.opts.onContentRead?.(f.path);
+        const sha = await hashFileContent(join(this.root, f.path), buf, signal);
+        this.contentMemo.set(f.path, sha);
+        this.statCache.record(f.path, f, sha, started);
+      }
+    };
+    const n = Math.min(this.opts.hashConcurrency ?? 8, todo.length);
+    await Promise.all(Array.from({ length: n }, worker));
+  }
+}
+
+function sortRecord(r: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Which paths differ between two digests of the same sources ("which file changed"). */
+export function diffSourceDigests(before: SourcesDigest, after: SourcesDigest): DigestChange {
+  const added: string[] = [];
+  const removed: string[] = [];
+  const changed: string[] = [];
+  for (const [p, d] of Object.entries(after.paths)) {
+    const old = before.paths[p];
+    if (old === undefined) added.push(p);
+    else if (old !== d) changed.push(p);
+  }
+  for (const p of Object.keys(before.paths)) if (!(p in after.paths)) removed.push(p);
+  return { added, removed, changed };
+}

@@ -1,0 +1,10 @@
+export type { Digest, LayerCompression, LayerEntry, LayerEntryType, LayerInfo } from "./types.js";
+export { MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_TAR_GZIP } from "./types.js";
+export { BadTarError, ExtractError, LayerEntryError, LayerError, NotAnArchiveError, UnsafePathError } from "./errors.js";
+export { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, layerSortKey, normalizeLayerPath } from "./path.js";
+export { opaqueEntry, parseWhiteout, whiteoutEntry, type WhiteoutKind, type WhiteoutOptions } from "./whiteout.js";
+export { writeLayerTar, type WriteLayerTarOptions } from "./tar-writer.js";
+export { writeLayerBlob, type WriteLayerBlobOptions } from "./blob.js";
+export { DecompressError, decompressStream, detectCompression, type ArchiveCompression } from "./decompress.js";
+export { detectArchive, readLayerTar, type ReadLayerTarOptions, type TarReadEntry } from "./tar-reader.js";
+export { extractLayer, type ExtractLayerOptions, type ExtractLayerResult, type WhiteoutMode } from "./extract.js";

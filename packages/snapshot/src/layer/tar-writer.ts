@@ -1,0 +1,239 @@
+import { Readable } from "node:stream";
+import { LayerEntryError } from "./errors.js";
+import { layerSortKey, normalizeLayerPath } from "./path.js";
+import {
+  BLOCK,
+  ZERO_BLOCK,
+  encodePaxData,
+  encodeUstar,
+  fitsOctal11,
+  fitsOctal7,
+  paddingFor,
+} from "./tar-format.js";
+import type { LayerEntry, LayerEntryType } from "./types.js";
+
+export interface WriteLayerTarOptions {
+  /** Clamp every mtime to at most this many seconds since the epoch (SOURCE_DATE_EPOCH). */
+  sourceDateEpoch?: number;
+  signal?: AbortSignal;
+}
+
+const TYPEFLAG: Record<LayerEntryType, string> = {
+  file: "0",
+  hardlink: "1",
+  symlink: "2",
+  char: "3",
+  block: "4",
+  dir: "5",
+  fifo: "6",
+};
+
+interface Prepared {
+  entry: LayerEntry;
+  key: Buffer;
+}
+
+/**
+ * Streams an uncompressed, reproducible layer tar. Entries are buffered (metadata only) and sorted in
+ * the order `layerSortKey` documents; content is pulled from `open()` one file at a time, so memory
+ * stays bounded by the stream high-water marks, and backpressure reaches the sources.
+ *
+ * Header policy: ustar ("ustar\0" "00", as Go's archive/tar writes for BuildKit/containerd), directory
+ * names end in "/", mode holds only the 0o7777 permission bits, mtime is whole seconds (clamped to
+ * SOURCE_DATE_EPOCH), no atime/ctime, device numbers only for char/block. A PAX extended header (named
+ * "<dir>/PaxHeaders.0/<base>", never a pid) is added only when something does not fit ustar: names or
+ * link names over 100 bytes, user/group names over 32 bytes, ids over 0o7777777, sizes over 8 GiB - 1,
+ * out-of-range mtimes, and xattrs (SCHILY.xattr.*). The archive ends with two zero blocks, unpadded.
+ *
+ * Hardlinks are canonicalised: within a group of paths sharing one file, the path that sorts first
+ * carries the content and the others link to it, so the bytes do not depend on which name the caller
+ * marked as the link.
+ */
+export function writeLayerTar(
+  entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>,
+  options: WriteLayerTarOptions = {},
+): Readable {
+  return Readable.from(generateTar(entries, options), { objectMode: false });
+}
+
+async function* generateTar(
+  entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>,
+  options: WriteLayerTarOptions,
+): AsyncGenerator<Buffer> {
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const prepared = await prepareEntries(entries);
+  for (const { entry } of prepared) {
+    signal?.throwIfAborted();
+    yield encodeEntryHeader(entry, options.sourceDateEpoch);
+    if (entry.type === "file" && entry.size! > 0) yield* fileContent(entry, signal);
+  }
+  yield Buffer.alloc(2 * BLOCK);
+}
+
+async function* fileContent(entry: LayerEntry, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  const size = entry.size!;
+  const source = entry.open!();
+  let written = 0;
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer | string>) {
+      signal?.throwIfAborted();
+      const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      written += buf.length;
+      if (written > size) {
+        throw new LayerEntryError(entry.path, `content is longer than the declared size ${size}`);
+      }
+      if (buf.length > 0) yield buf;
+    }
+  } finally {
+    // Stop the source when the consumer went away or the content was rejected.
+    const destroyable = source as { destroy?: (err?: Error) => void; readableEnded?: boolean };
+    if (destroyable.readableEnded !== true) destroyable.destroy?.();
+  }
+  if (written !== size) {
+    throw new LayerEntryError(entry.path, `content has ${written} bytes but the declared size is ${size}`);
+  }
+  const pad = paddingFor(size);
+  if (pad > 0) yield ZERO_BLOCK.subarray(0, pad);
+}
+
+function checkId(path: string, what: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new LayerEntryError(path, `invalid ${what} ${value}`);
+}
+
+function validate(raw: LayerEntry): LayerEntry {
+  const path = normalizeLayerPath(raw.path);
+  if (!(raw.type in TYPEFLAG)) throw new LayerEntryError(path, `unknown type ${JSON.stringify(raw.type)}`);
+  checkId(path, "uid", raw.uid);
+  checkId(path, "gid", raw.gid);
+  if (!Number.isFinite(raw.mtimeMs)) throw new LayerEntryError(path, `invalid mtimeMs ${raw.mtimeMs}`);
+  const e: LayerEntry = { ...raw, path, mode: raw.mode & 0o7777 };
+  switch (e.type) {
+    case "file":
+      if (e.size === undefined || !Number.isSafeInteger(e.size) || e.size < 0) {
+        throw new LayerEntryError(path, `file needs a non-negative integer size, got ${e.size}`);
+      }
+      if (e.size > 0 && !e.open) throw new LayerEntryError(path, "file with content needs open()");
+      break;
+    case "symlink":
+      if (!e.linkname) throw new LayerEntryError(path, "symlink needs a linkname");
+      break;
+    case "hardlink":
+      if (!e.linkname) throw new LayerEntryError(path, "hardlink needs a linkname");
+      e.linkname = normalizeLayerPath(e.linkname);
+      break;
+    case "char":
+    case "block":
+      checkId(path, "devmajor", e.devmajor ?? 0);
+      checkId(path, "devminor", e.devminor ?? 0);
+      if (!fitsOctal7(e.devmajor ?? 0) || !fitsOctal7(e.devminor ?? 0)) {
+        throw new LayerEntryError(path, "device number does not fit the ustar field");
+      }
+      break;
+    default:
+      break;
+  }
+  return e;
+}
+
+async function prepareEntries(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>): Promise<Prepared[]> {
+  const byPath = new Map<string, Prepared>();
+  for await (const raw of entries) {
+    const entry = validate(raw);
+    if (byPath.has(entry.path)) throw new LayerEntryError(entry.path, "duplicate path in layer");
+    byPath.set(entry.path, { entry, key: layerSortKey(entry.path) });
+  }
+  canonicaliseHardlinks(byPath);
+  return [...byPath.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+}
+
+/** Rewrites each hardlink group so the first path in layer order holds the content. */
+function canonicaliseHardlinks(byPath: Map<string, Prepared>): void {
+  const groups = new Map<string, string[]>(); // content path -> link paths
+  for (const { entry } of byPath.values()) {
+    if (entry.type !== "hardlink") continue;
+    let target = entry.linkname!;
+    const seen = new Set<string>([entry.path]);
+    for (;;) {
+      const t = byPath.get(target);
+      if (!t) throw new LayerEntryError(entry.path, `hardlink target ${JSON.stringify(target)} is not in the layer`);
+      if (t.entry.type === "file") break;
+      if (t.entry.type !== "hardlink" || seen.has(target)) {
+        throw new LayerEntryError(entry.path, `hardlink target ${JSON.stringify(target)} is not a regular file`);
+      }
+      seen.add(target);
+      target = t.entry.linkname!;
+    }
+    const list = groups.get(target) ?? [];
+    list.push(entry.path);
+    groups.set(target, list);
+  }
+  for (const [contentPath, links] of groups) {
+    const content = byPath.get(contentPath)!;
+    const all = [contentPath, ...links].map((p) => byPath.get(p)!);
+    all.sort((a, b) => Buffer.compare(a.key, b.key));
+    const primary = all[0]!;
+    if (primary !== content) primary.entry = { ...content.entry, path: primary.entry.path };
+    for (const member of all.slice(1)) {
+      const { open: _open, size: _size, xattrs: _x, ...meta } = member === content ? content.entry : member.entry;
+      member.entry = { ...meta, type: "hardlink", linkname: primary.entry.path, size: 0 };
+    }
+  }
+}
+
+function encodeEntryHeader(e: LayerEntry, sourceDateEpoch: number | undefined): Buffer {
+  const pax = new Map<string, Buffer>();
+  const tarName = e.type === "dir" ? `${e.path}/` : e.path;
+  const name = Buffer.from(tarName, "utf8");
+  if (name.length > 100) pax.set("path", name);
+
+  let linkname: Buffer | undefined;
+  if (e.type === "symlink" || e.type === "hardlink") {
+    linkname = Buffer.from(e.linkname!, "utf8");
+    if (linkname.length > 100) pax.set("linkpath", linkname);
+  }
+  const uname = e.uname ? Buffer.from(e.uname, "utf8") : undefined;
+  const gname = e.gname ? Buffer.from(e.gname, "utf8") : undefined;
+  if (uname && uname.length > 32) pax.set("uname", uname);
+  if (gname && gname.length > 32) pax.set("gname", gname);
+
+  const numeric = (key: string, value: number, fits: (n: number) => boolean): number => {
+    if (fits(value)) return value;
+    pax.set(key, Buffer.from(String(value)));
+    return 0;
+  };
+  const uid = numeric("uid", e.uid, fitsOctal7);
+  const gid = numeric("gid", e.gid, fitsOctal7);
+  const size = numeric("size", e.type === "file" ? e.size! : 0, fitsOctal11);
+  let seconds = Math.floor(e.mtimeMs / 1000);
+  if (sourceDateEpoch !== undefined && seconds > sourceDateEpoch) seconds = Math.floor(sourceDateEpoch);
+  const mtime = numeric("mtime", seconds, fitsOctal11);
+
+  if (e.xattrs && e.type !== "hardlink") {
+    for (const [key, value] of Object.entries(e.xattrs)) pax.set(`SCHILY.xattr.${key}`, Buffer.from(value));
+  }
+
+  const header = encodeUstar({
+    name,
+    mode: e.mode & 0o7777,
+    uid,
+    gid,
+    size,
+    mtime,
+    typeflag: TYPEFLAG[e.type],
+    ...(linkname ? { linkname } : {}),
+    ...(uname ? { uname } : {}),
+    ...(gname ? { gname } : {}),
+    ...(e.type === "char" || e.type === "block" ? { dev: { major: e.devmajor ?? 0, minor: e.devminor ?? 0 } } : {}),
+  });
+  if (pax.size === 0) return header;
+
+  const data = encodePaxData(pax);
+  const slash = e.path.lastIndexOf("/");
+  const paxName = Buffer.from(
+    slash < 0 ? `PaxHeaders.0/${e.path}` : `${e.path.slice(0, slash)}/PaxHeaders.0/${e.path.slice(slash + 1)}`,
+    "utf8",
+  );
+  const paxHeader = encodeUstar({ name: paxName, mode: 0o644, uid: 0, gid: 0, size: data.length, mtime, typeflag: "x" });
+  return Buffer.concat([paxHeader, data, ZERO_BLOCK.subarray(0, paddingFor(data.length)), header]);
+}

@@ -1,0 +1,61 @@
+/** A bind or tmpfs mount added inside the sandbox (RUN --mount, caches, secrets). */
+export type SandboxMount =
+  | {
+      type: "bind";
+      /** Host path (file or directory). */
+      source: string;
+      /** Absolute path inside the rootfs. */
+      target: string;
+      readonly?: boolean;
+    }
+  | {
+      type: "tmpfs";
+      target: string;
+      /** Bytes; default: the kernel's (half of RAM). */
+      size?: number;
+      /** Permission bits of the tmpfs root; default 0o1777 like Docker. */
+      mode?: number;
+    };
+
+export interface ExtraHost {
+  host: string;
+  ip: string;
+}
+
+/** Overlay to mount at `rootfs` inside the sandbox's mount namespace, so it vanishes with it. */
+export interface SandboxOverlay {
+  /** Top-most first; may be empty (FROM scratch). */
+  lowerDirs: string[];
+  upperDir: string;
+  workDir: string;
+}
+
+export interface SandboxSpec {
+  /**
+   * Root directory of the container. With `overlay` it is the (empty) mount point the overlay is mounted
+   * on inside the namespace; without it, an already prepared tree (copy driver or a host-side overlay mount).
+   */
+  rootfs: string;
+  overlay?: SandboxOverlay;
+  /** argv; shell form is already [shell..., cmd]. */
+  args: string[];
+  /** "K=V" entries, exactly the process environment. */
+  env: string[];
+  /** Absolute path inside the rootfs; created if missing. */
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids?: number[] };
+  network: "host" | "none";
+  /** Default: 12 random hex digits, like a Docker container id. */
+  hostname?: string;
+  mounts?: SandboxMount[];
+  extraHosts?: ExtraHost[];
+  stdout?: (chunk: Buffer) => void;
+  stderr?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+export interface SandboxResult {
+  exitCode: number;
+  /** Set when the command was killed by a signal (exitCode is then 128 + its number). */
+  signal?: string;
+}

@@ -13,11 +13,15 @@ export interface SourceRange {
 export interface Heredoc {
   /** Delimiter word, without quotes or the `<<`/`<<-` prefix. */
   name: string;
-  /** Body, lines joined with "\n", ending with "\n" when non-empty (BuildKit keeps the final newline). */
+  /**
+   * Body, lines joined with "\n", ending with "\n" when non-empty (BuildKit keeps the final newline).
+   * Kept raw as BuildKit's parser keeps it: original line endings ("\r\n" stays) and, for `<<-`,
+   * leading tabs still present (BuildKit strips them when it builds the instruction).
+   */
   content: string;
   /** False when the delimiter was quoted: the body is not word-expanded. */
   expand: boolean;
-  /** True for `<<-`: leading tabs are stripped from body lines. */
+  /** True for `<<-`: leading tabs are to be stripped from body lines (not yet done in `content`). */
   chomp: boolean;
   /** File descriptor prefix such as `3<<EOF`, if any. */
   fileDescriptor?: number;

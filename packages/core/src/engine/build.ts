@@ -1,14 +1,15 @@
 // The build engine: runs the stages a target needs, step by step, against the cache; writes the image
 // and its outputs. Library users call `build()` and read its events; the CLI is one such user.
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import type { CacheKeyInputs } from "@kiln/cache";
-import { BuildContext } from "@kiln/snapshot";
+import { BuildContext, mountOverlay, unmount } from "@kiln/snapshot";
 import { parseDockerfile } from "../dockerfile/parser.js";
 import { modelFromAst, findStage, type DockerfileModel, type Stage } from "../dockerfile/stages.js";
 import { GlobalArgScope, type StageEnv } from "../dockerfile/instruction-argscope.js";
 import { expandInstruction } from "../dockerfile/instruction-expand.js";
-import type { AddInstruction, CopyInstruction, Instruction, StageInstruction } from "../dockerfile/instructions.js";
+import { parseInstructions, type AddInstruction, type CopyInstruction, type Instruction, type StageInstruction } from "../dockerfile/instructions.js";
 import { DockerfileError } from "../dockerfile/errors.js";
 import { ShellExpansionError } from "../dockerfile/shell-lexer.js";
 import type { Digest, LayerDescriptor, Platform } from "../image/oci.js";
@@ -66,6 +67,8 @@ export interface BuildOptions {
   pull?: boolean;
   /** Secrets for `RUN --mount=type=secret` (`--secret id=ID,src=FILE`); never stored in a layer or key. */
   secrets?: SecretSource[];
+  /** How many independent stages may build at once (default: the number of cores). */
+  parallelism?: number;
   /** Network for RUN steps without `--network`: "host" (default) or "none". */
   network?: "host" | "none";
   signal?: AbortSignal;
@@ -139,9 +142,12 @@ const HISTORY_ID_PREFIX = "kiln.build.v1";
 
 class BuildSession {
   readonly steps: StepReport[] = [];
-  readonly stepKeys: { key: Digest; description: string }[] = [];
-  readonly stageResults = new Map<number, StageResult>();
-  private previousSteps: { key: Digest; description: string }[] | undefined;
+  /** Step keys in Dockerfile order, described as "<stage>:<index> <instruction>" for the build history. */
+  readonly stepKeys: { key: Digest; description: string; order: number }[] = [];
+  readonly stagePromises = new Map<number, Promise<StageResult>>();
+  private previousSteps = new Map<string, Digest>();
+  private readonly mounts: (() => Promise<void>)[] = [];
+  private readonly sourceFs = new Map<string, Promise<BuildContext>>();
   private contextPromise: Promise<BuildContext> | undefined;
   private readonly viewCache = new Map<string, Promise<ImageFsView>>();
   private readonly fileMapCache = new Map<string, Promise<Record<string, string> | undefined>>();
@@ -167,7 +173,44 @@ class BuildSession {
   }
 
   async loadPreviousBuild(): Promise<void> {
-    this.previousSteps = (await this.store.history.latest(this.identity))?.steps;
+    for (const step of (await this.store.history.latest(this.identity))?.steps ?? []) {
+      const id = step.description.split(" ", 1)[0]!;
+      this.previousSteps.set(id, step.key);
+    }
+  }
+
+  recordStep(stepId: string, order: number, key: Digest, instruction: string): void {
+    this.stepKeys.push({ key, description: `${stepId} ${instruction}`, order });
+  }
+
+  /**
+   * The files of a stage or image as a read-only tree (for COPY --from): its unpacked layers stacked by an
+   * overlay mount, walked like a build context but with ownership kept.
+   */
+  imageSource(layers: LayerDescriptor[]): Promise<BuildContext> {
+    const id = layers.map((l) => l.diffID).join(",");
+    let ctx = this.sourceFs.get(id);
+    if (!ctx) {
+      ctx = (async () => {
+        const lowerDirs: string[] = [];
+        for (const layer of layers) lowerDirs.unshift(await this.unpacked.ensure(layer, this.signal));
+        await mkdir(path.join(this.store.root, "run"), { recursive: true });
+        const work = await mkdtemp(path.join(this.store.root, "run", "src-"));
+        const target = path.join(work, "merged");
+        await mountOverlay({ lowerDirs, upperDir: path.join(work, "upper"), workDir: path.join(work, "work"), target, ...(this.signal ? { signal: this.signal } : {}) });
+        this.mounts.push(async () => {
+          await unmount(target).catch(() => unmount(target, { lazy: true }));
+          await rm(work, { recursive: true, force: true });
+        });
+        return BuildContext.open(target, { ignorePatterns: [], ...(this.signal ? { signal: this.signal } : {}) });
+      })();
+      this.sourceFs.set(id, ctx);
+    }
+    return ctx;
+  }
+
+  async release(): Promise<void> {
+    for (const m of this.mounts.splice(0)) await m().catch(() => undefined);
   }
 
   context(): Promise<BuildContext> {
@@ -201,10 +244,10 @@ class BuildSession {
   }
 
   /** The record the previous build of the same Dockerfile/target had at this position. */
-  async previousInputs(position: number): Promise<{ inputs: CacheKeyInputs; files?: Record<string, string> } | undefined> {
-    const prev = this.previousSteps?.[position];
+  async previousInputs(stepId: string): Promise<{ inputs: CacheKeyInputs; files?: Record<string, string> } | undefined> {
+    const prev = this.previousSteps.get(stepId);
     if (!prev) return undefined;
-    const record = await this.store.cache.get<StepRecordResult>(prev.key);
+    const record = await this.store.cache.get<StepRecordResult>(prev);
     if (!record) return undefined;
     const files = await this.fileMap(record.inputs.filesIndex as Digest | undefined);
     return files ? { inputs: record.inputs, files } : { inputs: record.inputs };
@@ -261,13 +304,13 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   const needed = stagesNeeded(model, target, global, file);
   emit({ type: "build-start", dockerfile: dockerfilePath ?? "<inline>", context: contextDir, target: target.name ?? String(target.index), stages: needed.map((s) => s.name ?? String(s.index)) });
 
-  let position = 0;
-  for (const stage of needed) {
-    const res = await runStage(session, stage, position);
-    position += stage.instructions.length + 1;
-    session.stageResults.set(stage.index, res);
+  let final: StageResult;
+  try {
+    final = await runStages(session, needed, target, options.parallelism ?? os.availableParallelism());
+  } finally {
+    await session.release();
   }
-  const final = session.stageResults.get(target.index)!;
+  session.stepKeys.sort((a, b) => a.order - b.order);
   const finalState = cloneState(final.state);
   for (const [k, v] of Object.entries(options.labels ?? {})) setLabel(finalState.config, k, v);
   const lastCreated = finalState.config.history?.at(-1)?.created;
@@ -275,7 +318,7 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
 
   const tags = (options.tags ?? []).map((t) => formatReference(parseReference(t)));
   for (const tag of tags) await store.tags.set(tag, image.manifestDescriptor);
-  await store.history.record(identity, session.stepKeys, options.signal ? { signal: options.signal } : {});
+  await store.history.record(identity, session.stepKeys.map(({ key, description }) => ({ key, description })), options.signal ? { signal: options.signal } : {});
 
   for (const out of options.outputs ?? []) {
     const t0 = Date.now();
@@ -318,6 +361,61 @@ function stagesNeeded(model: DockerfileModel, target: Stage, global: GlobalArgSc
   return model.stages.filter((s) => needed.has(s.index));
 }
 
+/** Stages a stage waits for: its base stage and the stages it copies from. */
+function stageDependencies(model: DockerfileModel, stage: Stage, global: GlobalArgScope, file: string): Stage[] {
+  const deps: Stage[] = [];
+  const base = baseStage(model, stage, global, file);
+  if (base) deps.push(base);
+  for (const instr of stage.instructions) {
+    if (instr.kind === "copy" && instr.from !== undefined) {
+      const dep = findStage(model.stages.slice(0, stage.index), instr.from);
+      if (dep && !deps.includes(dep)) deps.push(dep);
+    }
+  }
+  return deps;
+}
+
+/**
+ * Runs the needed stages, each as soon as the stages it depends on are done, at most `parallelism` at a
+ * time; a stage used by several others runs once.
+ */
+async function runStages(session: BuildSession, needed: Stage[], target: Stage, parallelism: number): Promise<StageResult> {
+  const { model, global, file } = session;
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  const acquire = async () => {
+    if (running >= Math.max(1, parallelism)) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+  };
+  const releaseSlot = () => {
+    running--;
+    waiting.shift()?.();
+  };
+  let order = 0;
+  const orders = new Map<number, number>();
+  for (const stage of needed) {
+    orders.set(stage.index, order);
+    order += 1000;
+  }
+  for (const stage of needed) {
+    const deps = stageDependencies(model, stage, global, file);
+    const promise = (async () => {
+      await Promise.all(deps.map((d) => session.stagePromises.get(d.index)));
+      await acquire();
+      try {
+        return await runStage(session, stage, orders.get(stage.index)!);
+      } finally {
+        releaseSlot();
+      }
+    })();
+    promise.catch(() => undefined); // reported through the target's promise chain or below
+    session.stagePromises.set(stage.index, promise);
+  }
+  // Every needed stage must succeed, not only the target's chain.
+  const results = await Promise.all(needed.map((s) => session.stagePromises.get(s.index)!));
+  return results[needed.indexOf(target)]!;
+}
+
 function expandedFromImage(stage: Stage, global: GlobalArgScope, file: string): string {
   try {
     return expandInstruction(stage.from, global.lookup(), global.escapeToken, { file }).instruction.image;
@@ -332,10 +430,10 @@ function baseStage(model: DockerfileModel, stage: Stage, global: GlobalArgScope,
   return findStage(model.stages.slice(0, stage.index), image);
 }
 
-async function runStage(session: BuildSession, stage: Stage, position: number): Promise<StageResult> {
+async function runStage(session: BuildSession, stage: Stage, order: number): Promise<StageResult> {
   const { model, global, file, store } = session;
   const label = stage.name ?? String(stage.index);
-  const total = stage.instructions.length + 1;
+  let total = stage.instructions.length + 1;
   const fromRef = stepRef(stage, label, 1, total, stage.from);
   session.emit({ type: "step-start", step: fromRef });
   const t0 = Date.now();
@@ -347,7 +445,7 @@ async function runStage(session: BuildSession, stage: Stage, position: number): 
   const image = expandedFromImage(stage, global, file);
   const parentStage = baseStage(model, stage, global, file);
   if (parentStage) {
-    const parent = session.stageResults.get(parentStage.index);
+    const parent = await session.stagePromises.get(parentStage.index);
     if (!parent) throw new DockerfileError(file, stage.from.range, `stage ${image} is not built`);
     state = cloneState(parent.state);
     key = stepCacheKey({ parent: parent.key, instruction: `FROM ${image}`, buildArgs: {} });
@@ -383,21 +481,27 @@ async function runStage(session: BuildSession, stage: Stage, position: number): 
   const fromInputs: CacheKeyInputs = { instruction: `FROM ${baseName}`, buildArgs: {}, base: key };
   const fromRecord = await store.cache.get(key);
   if (!fromRecord) await store.cache.put({ key, parent: null, inputs: fromInputs, result: { created: nowIso() }, blobs: state.layers.map((l) => l.digest) });
-  session.stepKeys.push({ key, description: stage.from.original });
+  session.recordStep(`${label}:1`, order, key, stage.from.original);
   session.emit({ type: "step-end", step: fromRef, cached: true, durationMs: Date.now() - t0, cacheKey: key });
   session.steps.push({ stage: label, index: 1, instruction: stage.from.original, line: stage.from.range.startLine, cached: true, cacheKey: key, durationMs: Date.now() - t0 });
+
+  // ONBUILD triggers of the base run first, as if written right after FROM; the image does not keep them.
+  const triggers = onbuildTriggers(state.config.config?.OnBuild ?? [], file, stage);
+  if (state.config.config?.OnBuild) delete state.config.config.OnBuild;
+  const instructions: StageInstruction[] = [...triggers, ...stage.instructions];
+  total = instructions.length + 1;
 
   const flags: StageFlags = { cmdSet: false };
   // Once a step misses, every later step is rebuilt (its parent key is new anyway); the reason says so.
   let missed = false;
-  for (let i = 0; i < stage.instructions.length; i++) {
+  for (let i = 0; i < instructions.length; i++) {
     session.signal?.throwIfAborted();
-    const instr = stage.instructions[i]!;
+    const instr = instructions[i]!;
     const ref = stepRef(stage, label, i + 2, total, instr);
     session.emit({ type: "step-start", step: ref });
     const started = Date.now();
     try {
-      const outcome = await runStep(session, { state, key, env, flags, instr, ref, missedBefore: missed, position: position + i + 1 });
+      const outcome = await runStep(session, { state, key, env, flags, instr, ref, missedBefore: missed, stepId: `${label}:${i + 2}`, stage });
       key = outcome.key;
       if (!outcome.cached) missed = true;
       const layer = outcome.layer ? { digest: outcome.layer.digest, diffID: outcome.layer.diffID, size: outcome.layer.size } : undefined;
@@ -407,7 +511,7 @@ async function runStage(session: BuildSession, stage: Stage, position: number): 
       if (outcome.miss) report.miss = outcome.miss;
       if (layer) report.layer = layer;
       session.steps.push(report);
-      session.stepKeys.push({ key, description: instr.original });
+      session.recordStep(`${label}:${i + 2}`, order + i + 1, key, instr.original);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       session.emit({ type: "step-error", step: ref, message });
@@ -428,7 +532,9 @@ interface StepContext {
   instr: StageInstruction;
   ref: StepRef;
   missedBefore: boolean;
-  position: number;
+  /** "<stage>:<index>": the same position in the previous build explains a miss. */
+  stepId: string;
+  stage: Stage;
 }
 
 interface StepOutcome {
@@ -475,12 +581,14 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
 
   if (expanded.kind === "copy" || expanded.kind === "add") {
     const copyInstr = expanded;
+    let source: BuildContext;
+    let preserveOwnership = false;
     if (copyInstr.kind === "copy" && copyInstr.from !== undefined) {
-      throw new Error(`COPY --from is not supported yet (stage and image sources come with multi-stage builds)`);
-    }
-    const ctxDir = await session.context();
+      source = await session.imageSource(await copyFromLayers(session, ctx.stage, copyInstr.from));
+      preserveOwnership = true; // files from a stage or image keep their owners, as in BuildKit
+    } else source = await session.context();
     const createdMtimeMs = epoch !== undefined ? epoch * 1000 : Date.now();
-    const resolved = await resolveContextSources(ctxDir, copyInstr, createdMtimeMs);
+    const resolved = await resolveContextSources(source, copyInstr, createdMtimeMs, { preserveOwnership });
     filesDigest = resolved.digest;
     filesPaths = resolved.paths;
     copyLoad = async () => {
@@ -575,7 +683,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     if (session.options.noCache) miss = { kind: "no-cache" };
     else if (ctx.missedBefore) miss = { kind: "parent-changed" };
     else {
-      const prev = await session.previousInputs(ctx.position);
+      const prev = await session.previousInputs(ctx.stepId);
       miss = explainMiss(inputs, prev?.inputs, prev?.files, filesPaths);
     }
     created = nowIso();
@@ -608,6 +716,39 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   if (miss) outcome.miss = miss;
   if (layer) outcome.layer = layer;
   return outcome;
+}
+
+/** The layers a `COPY --from` reads: an earlier stage (by name or index) or an image. */
+async function copyFromLayers(session: BuildSession, stage: Stage, from: string): Promise<LayerDescriptor[]> {
+  const dep = findStage(session.model.stages.slice(0, stage.index), from);
+  if (dep) {
+    const result = await session.stagePromises.get(dep.index);
+    if (!result) throw new Error(`stage ${from} is not part of this build`);
+    return result.state.layers;
+  }
+  if (/^[0-9]+$/.test(from)) throw new Error(`invalid stage index ${from}: only earlier stages can be copied from`);
+  const base = await resolveBaseImage(session.store, from, {
+    platform: session.platform,
+    ...(session.options.puller ? { puller: session.options.puller } : {}),
+    ...(session.signal ? { signal: session.signal } : {}),
+  });
+  return base.layers;
+}
+
+/** Parses a base image's ONBUILD triggers into instructions (BuildKit refuses ONBUILD, FROM and MAINTAINER there). */
+function onbuildTriggers(triggers: string[], file: string, stage: Stage): StageInstruction[] {
+  const out: StageInstruction[] = [];
+  for (const trigger of triggers) {
+    const ast = parseDockerfile(trigger, { file });
+    for (const instr of parseInstructions(ast, { file })) {
+      if (instr.kind === "onbuild" || instr.kind === "from" || instr.kind === "maintainer") {
+        throw new DockerfileError(file, stage.from.range, `${instr.kind.toUpperCase()} isn't allowed as an ONBUILD trigger`);
+      }
+      // Triggers are reported at the FROM line that brought them in.
+      out.push({ ...instr, range: stage.from.range });
+    }
+  }
+  return out;
 }
 
 /** BuildKit's history text for COPY/ADD: the keyword, --parents/--chown/--chmod, sources, destination. */

@@ -60,6 +60,8 @@ export class Authenticator {
   learn(registry: string, header: string | string[] | undefined): boolean {
     const challenge = parseChallenge(header);
     if (!challenge) return false;
+    // The challenge's scope names the repository of that one request; each request asks for its own.
+    delete challenge.params.scope;
     this.#challenges.set(registry, challenge);
     return true;
   }
@@ -113,7 +115,7 @@ export class Authenticator {
     const realm = challenge.params.realm;
     if (!realm) throw new AuthError(401, "GET", registry, [{ code: "UNAUTHORIZED", message: "bearer challenge without realm" }]);
     const url = new URL(realm);
-    const allScopes = [...new Set([...scopes, ...(challenge.params.scope?.split(" ").filter(Boolean) ?? [])])];
+    const allScopes = [...new Set(scopes)];
     const service = challenge.params.service;
     const headers: Record<string, string> = { "user-agent": this.userAgent, accept: "application/json" };
     let method = "GET";

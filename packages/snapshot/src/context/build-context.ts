@@ -25,7 +25,7 @@ export interface OpenContextOptions {
   statCacheFile?: string;
   /** Files whose timestamps are this close to hashing time are re-hashed next time (default 1000). */
   racyWindowMs?: number;
-  /** Concurrent filesystem calls while walking (default 32). */
+  /** Concurrent filesystem calls while walking (default 64). */
   walkConcurrency?: number;
   /** Files hashed concurrently (default 8). */
   hashConcurrency?: number;

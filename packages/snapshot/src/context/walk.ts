@@ -9,7 +9,7 @@ import { Limiter } from "./limiter.js";
 import type { MatchInfo, PatternMatcher } from "./pattern-matcher.js";
 
 export interface WalkOptions {
-  /** Maximum concurrent filesystem calls (default 32). */
+  /** Maximum concurrent filesystem calls (default 64). */
   concurrency?: number;
   signal?: AbortSignal;
 }
@@ -20,7 +20,7 @@ export async function walkContext(
   matcher: PatternMatcher,
   opts: WalkOptions = {},
 ): Promise<ContextEntry[]> {
-  const limiter = new Limiter(opts.concurrency ?? 32);
+  const limiter = new Limiter(opts.concurrency ?? 64);
   const signal = opts.signal;
   const included: ContextEntry[] = [];
   // Excluded directories we had to enter; emitted only if something below is included.

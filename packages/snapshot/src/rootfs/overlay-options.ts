@@ -27,7 +27,8 @@ const MAX_DATA = 3800;
 export function overlayMountData(dirs: OverlayDirs, opts: { userxattr?: boolean } = {}): OverlayMountData {
   if (dirs.lowerDirs.length === 0) throw new OverlayPathError("overlay needs at least one lower directory");
   for (const d of [...dirs.lowerDirs, dirs.upperDir, dirs.workDir]) checkPath(d);
-  const extra = `index=off,redirect_dir=off,metacopy=off${opts.userxattr ? ",userxattr" : ""}`;
+  // userxattr already forces redirect_dir=nofollow (no redirects created) and rejects an explicit "off".
+  const extra = opts.userxattr ? "index=off,metacopy=off,userxattr" : "index=off,redirect_dir=off,metacopy=off";
   const build = (lowers: string[]) =>
     `lowerdir=${lowers.join(":")},upperdir=${dirs.upperDir},workdir=${dirs.workDir},${extra}`;
   const data = build(dirs.lowerDirs);

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { mkdtemp, mkdir, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -67,20 +67,21 @@ const probes = new Map<string, Promise<OverlaySupport>>();
 /**
  * Whether an overlay with its upper dir under `scratchDir` can be mounted here: tried for real inside a
  * throw-away mount namespace (a user namespace too when not root), so the probe leaves no mount behind.
- * Cached per directory.
+ * The answer depends on the filesystem holding the upper dir, so it is cached per device.
  */
-export function probeOverlay(scratchDir: string): Promise<OverlaySupport> {
-  let p = probes.get(scratchDir);
+export async function probeOverlay(scratchDir: string): Promise<OverlaySupport> {
+  await mkdir(scratchDir, { recursive: true });
+  const key = String((await stat(scratchDir)).dev);
+  let p = probes.get(key);
   if (!p) {
     p = doProbe(scratchDir);
-    probes.set(scratchDir, p);
+    probes.set(key, p);
   }
   return p;
 }
 
 async function doProbe(scratchDir: string): Promise<OverlaySupport> {
   const userxattr = process.getuid?.() !== 0;
-  await mkdir(scratchDir, { recursive: true });
   const dir = await mkdtemp(path.join(scratchDir, ".overlay-probe-"));
   try {
     const d = (n: string) => path.join(dir, n);

@@ -33,7 +33,8 @@ my ($root, $T, @env, $cwd) = ('');
 my $phase = 'E';
 sub fail { print $st "$phase\0$_[0]\0"; exit 125; }
 sub next_tok { fail('launcher: truncated plan') unless @t; return shift @t; }
-# mount(2) straight through syscall(): no fork/exec of mount(8) per mount point. $ARGV[0] is its number.
+# mount(2) straight through syscall(): no fork/exec of mount(8) per mount point. $ARGV[0] is its number,
+# $ARGV[1] sethostname's.
 my $NR_MOUNT = 0 + $ARGV[0];
 sub sys_mount {
   my ($src, $tgt, $type, $flags, $data) = @_;
@@ -90,9 +91,9 @@ while (@t) {
   }
   elsif ($op eq 'L') { my ($to, $p) = (next_tok(), next_tok()); symlink($to, "$root$p") or fail("symlink $p: $!"); }
   elsif ($op eq 'H') {
+    # sethostname(2): /proc/sys/kernel/hostname is not writable from a user namespace.
     my $h = next_tok();
-    open(my $fh, '>', '/proc/sys/kernel/hostname') or fail("hostname: $!");
-    print $fh $h; close($fh) or fail("hostname: $!");
+    syscall(0 + $ARGV[1], $h, length($h)) == 0 or fail("sethostname: $!");
   }
   elsif ($op eq 'N') {
     # ifup lo: SIOCGIFFLAGS / SIOCSIFFLAGS on a UDP socket, IFF_UP|IFF_RUNNING.

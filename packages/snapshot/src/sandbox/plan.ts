@@ -126,3 +126,17 @@ export function mountSyscallNumber(arch: string = process.arch): number {
       return 21;
   }
 }
+
+/** sethostname(2)'s syscall number for this architecture. */
+export function sethostnameSyscallNumber(arch: string = process.arch): number {
+  switch (arch) {
+    case "x64":
+      return 170;
+    case "arm64":
+    case "riscv64":
+    case "loong64":
+      return 161;
+    default:
+      return 74;
+  }
+}

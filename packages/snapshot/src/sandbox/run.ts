@@ -8,7 +8,7 @@ import { overlayMountData } from "../rootfs/overlay-options.js";
 import { randomHostname, hostsFile, readHostResolvConf, sandboxResolvConf } from "./etc-files.js";
 import { SandboxAbortedError, SandboxExecError, SandboxSetupError, SandboxUnsupportedError } from "./errors.js";
 import { LAUNCHER_PERL } from "./launcher-script.js";
-import { buildPlan, mountSyscallNumber } from "./plan.js";
+import { buildPlan, mountSyscallNumber, sethostnameSyscallNumber } from "./plan.js";
 import { createStubLower, removeStubs } from "./stubs.js";
 import type { SandboxMount, SandboxResult, SandboxSpec } from "./types.js";
 
@@ -87,7 +87,8 @@ function launch(spec: SandboxSpec, plan: string[], userns: boolean): Promise<Lau
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn("unshare", [...unshareArgs(spec, userns), "--", "perl", "-e", LAUNCHER_PERL, String(mountSyscallNumber())], {
+      const perl = ["perl", "-e", LAUNCHER_PERL, String(mountSyscallNumber()), String(sethostnameSyscallNumber())];
+      child = spawn("unshare", [...unshareArgs(spec, userns), "--", ...perl], {
         stdio: ["pipe", "pipe", "pipe", "pipe"],
         env: { PATH: TOOL_PATH, LC_ALL: "C" },
       });
@@ -99,8 +100,8 @@ function launch(spec: SandboxSpec, plan: string[], userns: boolean): Promise<Lau
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       aborted = true;
-      // SIGKILL the pid-namespace init (unshare's child): the kernel then kills every process in it. Repeat
-      // until unshare has exited, in case the abort raced with its fork.
+      // SIGKILL the pid-namespace init (the launcher's child): the kernel then kills every process in it.
+      // Repeat until the launcher has exited, in case the abort raced with its fork.
       const tick = () => {
         killNamespaceInit(child);
         killTimer = setTimeout(tick, 20);

@@ -23,11 +23,14 @@ export class CopySourceError extends Error {
   override readonly name = "CopySourceError";
 }
 
-/** Files from the context are owned by root in the image unless --chown says otherwise (as docker build). */
-function nodeFromEntry(root: string, rel: string, entry: ContextEntry): CopyNode | undefined {
+/**
+ * Files from the context are owned by root in the image unless --chown says otherwise (as docker build);
+ * files from a stage or image keep their owners.
+ */
+function nodeFromEntry(root: string, rel: string, entry: ContextEntry, preserveOwnership: boolean): CopyNode | undefined {
   const type: LayerEntryType | undefined = entry.type === "file" ? "file" : entry.type === "dir" ? "dir" : entry.type === "symlink" ? "symlink" : undefined;
   if (!type) return undefined;
-  const node: CopyNode = { type, mode: entry.mode, uid: 0, gid: 0, mtimeMs: entry.mtimeMs };
+  const node: CopyNode = { type, mode: entry.mode, uid: preserveOwnership ? entry.uid : 0, gid: preserveOwnership ? entry.gid : 0, mtimeMs: entry.mtimeMs };
   if (type === "file") {
     node.size = entry.size;
     const abs = path.join(root, rel);
@@ -37,15 +40,15 @@ function nodeFromEntry(root: string, rel: string, entry: ContextEntry): CopyNode
   return node;
 }
 
-function sourceFromMatch(ctx: BuildContext, m: ResolvedMatch, excludes: string[]): CopySource | undefined {
-  const node = nodeFromEntry(ctx.root, m.resolvedPath, m.entry);
+function sourceFromMatch(ctx: BuildContext, m: ResolvedMatch, excludes: string[], preserveOwnership: boolean): CopySource | undefined {
+  const node = nodeFromEntry(ctx.root, m.resolvedPath, m.entry, preserveOwnership);
   if (!node) return undefined;
   const source: CopySource = { path: m.name || m.path, node };
   if (node.type === "dir") {
     source.children = [];
     for (const c of m.contents) {
       if (excludes.length > 0 && isExcludedBy(c.relPath, excludes)) continue;
-      const child = nodeFromEntry(ctx.root, path.posix.join(m.resolvedPath, c.relPath), c.entry);
+      const child = nodeFromEntry(ctx.root, path.posix.join(m.resolvedPath, c.relPath), c.entry, preserveOwnership);
       if (child) source.children.push({ rel: c.relPath, node: child });
     }
   }
@@ -76,7 +79,13 @@ function isUrl(src: string): boolean {
 }
 
 /** Resolves the sources of a COPY/ADD against the build context. */
-export async function resolveContextSources(ctx: BuildContext, instr: CopyInstruction | AddInstruction, createdMtimeMs: number): Promise<ResolvedCopySources> {
+export async function resolveContextSources(
+  ctx: BuildContext,
+  instr: CopyInstruction | AddInstruction,
+  createdMtimeMs: number,
+  options: { preserveOwnership?: boolean } = {},
+): Promise<ResolvedCopySources> {
+  const preserveOwnership = options.preserveOwnership ?? false;
   const localSources = instr.sources.filter((s) => !isUrl(s));
   const urls = instr.sources.filter(isUrl);
   if (urls.length > 0 && instr.kind === "copy") throw new CopySourceError("source can't be a URL for COPY");
@@ -85,6 +94,8 @@ export async function resolveContextSources(ctx: BuildContext, instr: CopyInstru
   for (const c of instr.contents) hash.update(`\0heredoc\0${c.path}\0${c.data}`);
   for (const u of urls) hash.update(`\0url\0${u}`);
   if (instr.excludes.length > 0) hash.update(`\0exclude\0${JSON.stringify(instr.excludes)}`);
+  // Entry digests include owners, so kept ownership (COPY --from) is covered; the flag itself changes the layer.
+  if (preserveOwnership) hash.update("\0preserve-ownership");
   const unpack = instr.kind === "add" && (instr.unpack ?? true);
   return {
     digest: `sha256:${hash.digest("hex")}`,
@@ -102,7 +113,7 @@ export async function resolveContextSources(ctx: BuildContext, instr: CopyInstru
               continue;
             }
           }
-          const s = sourceFromMatch(ctx, m, instr.excludes);
+          const s = sourceFromMatch(ctx, m, instr.excludes, preserveOwnership);
           if (s) sources.push(s);
         }
       }

@@ -42,53 +42,54 @@ function extractFlags(text: string, escapeToken: string): { rest: string; flags:
     word = "";
     blankOk = false;
   };
-  /** Feeds one byte; returns "rest" when the flags end before this byte. */
-  const feed = (ch: number, next: number | undefined): "rest" | "flags-end" | undefined => {
+  /** Feeds one byte; returns true when the flags end and the arguments start at this byte. */
+  const feed = (ch: number, next: number | undefined): boolean => {
     if (escaped) {
       escaped = false;
       word += String.fromCharCode(ch);
-      return undefined;
+      return false;
     }
     if (!inWord && quote === 0) {
-      if (isGoSpace(ch)) return undefined;
-      if (ch !== 0x2d || next !== 0x2d) return "rest";
+      if (isGoSpace(ch)) return false;
+      if (ch !== 0x2d || next !== 0x2d) return true;
       inWord = true;
     }
     if (quote === 0) {
       if (isGoSpace(ch)) {
-        if (word === "--") return "flags-end";
+        if (word === "--") return true;
         endWord();
         inWord = false;
-        return undefined;
+        return false;
       }
       if (ch === 0x27 || ch === 0x22) {
         quote = ch;
         blankOk = true;
-        return undefined;
+        return false;
       }
     } else if (ch === quote) {
       quote = 0;
-      return undefined;
+      return false;
     }
     if (ch === esc) {
       if (next === undefined) {
         // A trailing escape token is dropped (and ends a quoted section).
         quote = 0;
-        return undefined;
+        return false;
       }
       escaped = true;
-      return undefined;
+      return false;
     }
     word += String.fromCharCode(ch);
-    return undefined;
+    return false;
   };
 
   for (let i = 0; i < text.length; ) {
     const code = text.codePointAt(i) ?? 0;
     const width = code > 0xffff ? 2 : 1;
     if (code < 0x80) {
-      const outcome = feed(code, i + 1 < text.length ? nextLeadByte(text, i + 1) : undefined);
-      if (outcome !== undefined) return { rest: text.slice(i), flags };
+      if (feed(code, i + 1 < text.length ? nextLeadByte(text, i + 1) : undefined)) {
+        return { rest: text.slice(i), flags };
+      }
       i += width;
       continue;
     }
@@ -96,10 +97,10 @@ function extractFlags(text: string, escapeToken: string): { rest: string; flags:
     for (let b = 0; b < bytes.length; b++) {
       const last = b + 1 === bytes.length;
       const next = last ? (i + width < text.length ? nextLeadByte(text, i + width) : undefined) : bytes[b + 1];
-      const outcome = feed(bytes[b] ?? 0, next);
-      if (outcome !== undefined) {
-        // Stopping inside a character leaves broken UTF-8 in Go; decoded here as U+FFFD.
-        return { rest: "\ufffd".repeat(b === 0 ? 0 : bytes.length - b) + (b === 0 ? text.slice(i) : text.slice(i + width)), flags };
+      if (feed(bytes[b] ?? 0, next)) {
+        if (b === 0) return { rest: text.slice(i), flags };
+        // Stopping inside a character leaves broken UTF-8 in Go; shown here as U+FFFD per byte.
+        return { rest: "\ufffd".repeat(bytes.length - b) + text.slice(i + width), flags };
       }
     }
     i += width;

@@ -425,9 +425,10 @@ function expandedFromImage(stage: Stage, global: GlobalArgScope, file: string): 
   }
 }
 
+/** FROM names an earlier stage by its name only (an index would be an image called "0"). */
 function baseStage(model: DockerfileModel, stage: Stage, global: GlobalArgScope, file: string): Stage | undefined {
-  const image = expandedFromImage(stage, global, file);
-  return findStage(model.stages.slice(0, stage.index), image);
+  const image = expandedFromImage(stage, global, file).toLowerCase();
+  return model.stages.slice(0, stage.index).find((s) => s.name === image);
 }
 
 async function runStage(session: BuildSession, stage: Stage, order: number): Promise<StageResult> {

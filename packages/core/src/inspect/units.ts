@@ -47,7 +47,8 @@ function roundDigits(digits: string, dp: number, n: number): { digits: string; d
 export function formatGoG(x: number, prec: number): string {
   if (!Number.isFinite(x) || x < 0) throw new RangeError(`formatGoG: unsupported value ${x}`);
   const p0 = Math.max(prec, 1);
-  const { digits, dp } = roundDigits(...(Object.values(exactDigits(x)) as [string, number]), p0);
+  const exact = exactDigits(x);
+  const { digits, dp } = roundDigits(exact.digits, exact.dp, p0);
   const nd = digits.length;
   let eprec = p0;
   if (eprec > nd && nd >= dp) eprec = nd;

@@ -1,11 +1,16 @@
 // Low-level client for the OCI distribution API (distribution-spec v1.1): manifests and blobs of one
 // repository at a time, with authentication, redirects and error bodies handled here.
 import type { Readable } from "node:stream";
+import type { BlobStore } from "@kiln/cache";
+import type { ImageReference } from "../image/reference.js";
+import type { ImageArtifact } from "../output/image-artifact.js";
 import { Authenticator, repositoryScope } from "./auth.js";
 import { dockerConfigCredentials, type CredentialSource } from "./credentials.js";
 import { registryBaseUrl } from "./endpoint.js";
 import { AuthError, RegistryError, parseErrorBody } from "./errors.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
+import type { PullOptions, PulledImage, ResolveOptions, ResolvedImage } from "./pull.js";
+import type { PushBlobSource, PushOptions, PushResult } from "./push.js";
 import { drain, nodeTransport, readBody, type HttpRequest, type HttpResponse, type HttpTransport } from "./transport.js";
 
 /** A repository on a registry; ImageReference satisfies it. */
@@ -66,6 +71,24 @@ export class RegistryClient {
     this.#auth = new Authenticator(options.credentials ?? dockerConfigCredentials(), this.#transport, this.#userAgent);
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.concurrency = options.concurrency ?? 3;
+  }
+
+  /** resolveImage() through this client. */
+  async resolve(ref: string | ImageReference, options: Omit<ResolveOptions, "client"> = {}): Promise<ResolvedImage> {
+    const { resolveImage } = await import("./pull.js");
+    return resolveImage(ref, { ...options, client: this });
+  }
+
+  /** pullImage() through this client. */
+  async pull(ref: string | ImageReference, store: BlobStore, options: Omit<PullOptions, "client"> = {}): Promise<PulledImage> {
+    const { pullImage } = await import("./pull.js");
+    return pullImage(ref, store, { ...options, client: this });
+  }
+
+  /** pushImage() through this client. */
+  async push(image: ImageArtifact, blobs: PushBlobSource, ref: string | ImageReference, options: Omit<PushOptions, "client"> = {}): Promise<PushResult> {
+    const { pushImage } = await import("./push.js");
+    return pushImage(image, blobs, ref, { ...options, client: this });
   }
 
   /** `https://host/v2/<name>/` for a repository. */

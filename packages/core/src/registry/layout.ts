@@ -26,8 +26,10 @@ export interface CopyToLayoutOptions extends PullOptions {
 export async function copyImageToLayout(ref: string | ImageReference, dir: string, options: CopyToLayoutOptions = {}): Promise<PulledImage> {
   const store = options.store ?? (await BlobStore.open());
   const image = await pullImage(ref, store, options);
-  const name = formatReference({ ...image.reference, ...(image.reference.digest && image.reference.tag ? {} : {}) });
-  await writeOciLayoutDir(image, store, dir, { names: options.names ?? [name], ...(options.signal ? { signal: options.signal } : {}) });
+  // ref.name holds a tag; an image pulled by digest alone is recorded unnamed.
+  const { digest: _digest, ...named } = image.reference;
+  const names = options.names ?? (named.tag !== undefined ? [formatReference(named)] : []);
+  await writeOciLayoutDir(image, store, dir, { names, ...(options.signal ? { signal: options.signal } : {}) });
   return image;
 }
 

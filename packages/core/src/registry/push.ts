@@ -30,6 +30,8 @@ export interface PushOptions {
   /** Blobs up to this size go in one PUT; bigger ones as PATCH chunks of `chunkSize`. Default 16 MiB. */
   monolithicThreshold?: number;
   chunkSize?: number;
+  /** Parallel blob uploads (default 5, as dockerd). */
+  concurrency?: number;
 }
 
 export interface PushResult {
@@ -148,7 +150,7 @@ export async function pushImage(image: ImageArtifact, blobs: PushBlobSource, ref
   const seen = new Set<string>();
   const descs = [image.manifest.config, ...image.manifest.layers].filter((d) => (seen.has(d.digest) ? false : (seen.add(d.digest), true)));
 
-  await mapBounded(descs, PUSH_CONCURRENCY, options.signal, async (desc, signal) => {
+  await mapBounded(descs, options.concurrency ?? PUSH_CONCURRENCY, options.signal, async (desc, signal) => {
     const isConfig = desc.digest === image.manifest.config.digest;
     const body: BlobBody = isConfig
       ? { size: image.configBytes.length, open: () => Readable.from([image.configBytes]) }

@@ -1,5 +1,6 @@
 // Exponential backoff for transient registry failures. A retried transfer starts over from byte 0:
 // partial blobs are never resumed, so a retry can never splice bytes from two responses.
+import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RegistryError, TruncatedBodyError } from "./errors.js";
 
@@ -55,7 +56,9 @@ export async function withRetry<T>(
     try {
       return await fn(attempt);
     } catch (err) {
-      if (attempt >= policy.attempts || !isTransient(err) || signal?.aborted) throw err;
+      // A cancelled transfer surfaces as a reset or truncation: report the cancellation instead.
+      if (signal?.aborted) throw signal.reason ?? err;
+      if (attempt >= policy.attempts || !isTransient(err)) throw err;
       const delay = backoffDelay(policy, attempt);
       onRetry?.(attempt, delay, err as Error);
       await sleep(delay, undefined, signal ? { signal } : {});
@@ -74,6 +77,8 @@ export async function mapBounded<T, R>(
   fn: (item: T, signal: AbortSignal) => Promise<R>,
 ): Promise<R[]> {
   const ctl = new AbortController();
+  // Every in-flight request, pipeline and ingest listens on this one signal.
+  setMaxListeners(0, ctl.signal);
   const onAbort = (): void => ctl.abort(signal?.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
   const results: R[] = new Array<R>(items.length);
@@ -95,7 +100,7 @@ export async function mapBounded<T, R>(
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
-  if (failure) throw failure.error;
   signal?.throwIfAborted();
+  if (failure) throw failure.error;
   return results;
 }

@@ -1,7 +1,7 @@
 // Metadata instructions: each edits the config and adds a history entry, exactly as BuildKit words it.
 import type { Instruction } from "../../dockerfile/instructions.js";
 import { goQuote } from "../../dockerfile/shell-chars.js";
-import type { ImageConfig } from "../../image/oci.js";
+import type { HealthConfig, ImageConfig } from "../../image/oci.js";
 import {
   addExposedPorts,
   addOnBuild,
@@ -113,7 +113,13 @@ export function applyMetadata(instr: Instruction, config: ImageConfig, flags: St
       return "";
     case "healthcheck": {
       const h = instr.health;
-      const health = { Test: h.test, Interval: h.interval, Timeout: h.timeout, StartPeriod: h.startPeriod, StartInterval: h.startInterval, Retries: h.retries };
+      // Go omits zero durations and counts from the JSON (omitempty).
+      const health: HealthConfig = { Test: h.test };
+      if (h.interval) health.Interval = h.interval;
+      if (h.timeout) health.Timeout = h.timeout;
+      if (h.startPeriod) health.StartPeriod = h.startPeriod;
+      if (h.startInterval) health.StartInterval = h.startInterval;
+      if (h.retries) health.Retries = h.retries;
       setHealthcheck(config, health);
       return `HEALTHCHECK {Test:${goList(h.test)} Interval:${goDuration(h.interval)} Timeout:${goDuration(h.timeout)} StartPeriod:${goDuration(h.startPeriod)} StartInterval:${goDuration(h.startInterval)} Retries:${h.retries}}`;
     }

@@ -1,9 +1,9 @@
 // RUN: stack the image's unpacked layers under a fresh overlay upper dir, run the command in the
 // sandbox, and turn what changed into the next layer.
-import { chmod, chown, copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { chmod, chown, copyFile, lstat, mkdir, mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { createHash } from "node:crypto";
-import { diffOverlayUpper, runInSandbox, type SandboxMount } from "@kiln/snapshot";
+import { diffOverlayUpper, runInSandbox, type LayerEntry, type SandboxMount } from "@kiln/snapshot";
 import type { RunInstruction, RunMount } from "../../dockerfile/instructions.js";
 import type { ImageConfig, LayerDescriptor } from "../../image/oci.js";
 import { envWithDefaultPath, shellOf } from "../image-config.js";
@@ -114,12 +114,34 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
       );
     }
     const entries = await diffOverlayUpper(upperDir, { lowerDirs, ...(signal ? { signal } : {}) });
+    await addRuntimeMountPoints(entries, lowerDirs, opts.sourceDateEpoch);
     return await writeLayerToStore(opts.blobs, entries, {
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
       ...(signal ? { signal } : {}),
     });
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * BuildKit's runc creates /dev, /proc and /sys in the rootfs when the image lacks them, and they stay in
+ * the layer (its mount-stub cleanup only covers /etc/hosts, /etc/resolv.conf and --mount targets).
+ */
+async function addRuntimeMountPoints(entries: LayerEntry[], lowerDirs: string[], sourceDateEpoch: number | undefined): Promise<void> {
+  for (const name of ["dev", "proc", "sys"]) {
+    if (entries.some((e) => e.path === name)) continue;
+    let present = false;
+    for (const lower of lowerDirs) {
+      try {
+        await lstat(path.join(lower, name));
+        present = true;
+        break;
+      } catch {
+        // not in this layer
+      }
+    }
+    if (!present) entries.push({ path: name, type: "dir", mode: 0o755, uid: 0, gid: 0, mtimeMs: sourceDateEpoch !== undefined ? sourceDateEpoch * 1000 : Date.now() });
   }
 }
 

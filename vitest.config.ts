@@ -14,6 +14,8 @@ export default defineConfig({
   },
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
+    // Services (dockerd, registry) start lazily from test/support; this stops what the run started.
+    globalSetup: ["test/support/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 300_000,
     pool: "forks",

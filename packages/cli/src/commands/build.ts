@@ -24,6 +24,9 @@ Options:
       --label K=V           Set a label on the image (repeatable)
       --store DIR           Store directory (default: $KILN_STORE, $XDG_CACHE_HOME/kiln, ~/.cache/kiln)
       --iidfile FILE        Write the image ID to the file
+      --secret id=ID,src=FILE  Expose a secret file to RUN --mount=type=secret (never stored in the image)
+      --network MODE        Network for RUN steps: host (default) | none
+      --parallelism N       Independent stages built at once (default: number of cores)
   -q, --quiet               Print only the image ID
 `;
 
@@ -36,6 +39,15 @@ function parseOutput(spec: string): OutputSpec {
   if (type === "oci") return o["tar"] === undefined ? { type: "oci", dest } : { type: "oci", dest, tar: o["tar"] !== "false" };
   if (type === "docker") return { type: "docker", dest };
   throw new UsageError(`--output ${spec}: unsupported type "${type}" (supported: oci, docker, image)`);
+}
+
+/** `--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt` (also `source=`, and `id` defaulting to the file name). */
+function parseSecret(spec: string): { id: string; src: string } {
+  const o = parseCsvOptions(spec);
+  const src = o["src"] ?? o["source"];
+  if (!src) throw new UsageError(`--secret ${spec}: src is required`);
+  const id = o["id"] ?? path.basename(src);
+  return { id, src: path.resolve(src) };
 }
 
 export async function buildCommand(argv: string[], io: { stdout: (s: string) => void; stderr: (s: string) => void; signal?: AbortSignal }): Promise<number> {
@@ -56,6 +68,9 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
       label: { type: "string", multiple: true },
       store: { type: "string" },
       iidfile: { type: "string" },
+      secret: { type: "string", multiple: true },
+      network: { type: "string" },
+      parallelism: { type: "string" },
       quiet: { type: "boolean", short: "q" },
       help: { type: "boolean", short: "h" },
     },
@@ -82,6 +97,16 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
   if (values.platform !== undefined) options.platform = values.platform;
   if (values.store !== undefined) options.store = path.resolve(values.store);
   if (io.signal) options.signal = io.signal;
+  if (values.secret) options.secrets = values.secret.map(parseSecret);
+  if (values.network !== undefined) {
+    if (values.network !== "host" && values.network !== "none" && values.network !== "default") throw new UsageError(`--network: unsupported mode "${values.network}" (host, none)`);
+    options.network = values.network === "none" ? "none" : "host";
+  }
+  if (values.parallelism !== undefined) {
+    const n = Number(values.parallelism);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--parallelism must be a positive integer, got "${values.parallelism}"`);
+    options.parallelism = n;
+  }
   const epoch = process.env["SOURCE_DATE_EPOCH"];
   if (epoch !== undefined && epoch !== "") {
     if (!/^[0-9]+$/.test(epoch)) throw new UsageError(`SOURCE_DATE_EPOCH must be a number of seconds, got "${epoch}"`);

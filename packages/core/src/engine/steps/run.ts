@@ -76,9 +76,13 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
   const workDir = path.join(work, "work");
   const rootfs = path.join(work, "rootfs");
   await Promise.all([mkdir(upperDir), mkdir(workDir), mkdir(rootfs)]);
+  // The last lines of output, for the error message; a line may arrive split across chunks.
   const tail: string[] = [];
+  let partial = "";
   const keepTail = (data: string) => {
-    for (const line of data.split("\n")) if (line !== "") tail.push(line);
+    const lines = (partial + data).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line !== "") tail.push(line);
     while (tail.length > TAIL_LINES) tail.shift();
   };
   try {
@@ -106,6 +110,8 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
       ...(signal ? { signal } : {}),
     });
     if (result.exitCode !== 0) {
+      if (partial !== "") tail.push(partial);
+      while (tail.length > TAIL_LINES) tail.shift();
       const shown = JSON.stringify(args.join(" "));
       throw new RunStepError(
         `process ${shown} did not complete successfully: exit code: ${result.exitCode}${tail.length ? `\n${tail.map((l) => `  > ${l}`).join("\n")}` : ""}`,

@@ -9,6 +9,7 @@ import {
   extractLayer,
   writeLayerBlob,
   mountOverlay,
+  overlayMountData,
   runInSandbox,
   unmount,
   type LayerEntry,
@@ -39,7 +40,13 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-async function runStep(driver: RootfsDriver, script: string, lowerDirs = [content, busybox], mounts: SandboxMount[] = []) {
+async function runStep(
+  driver: RootfsDriver,
+  script: string,
+  lowerDirs = [content, busybox],
+  mounts: SandboxMount[] = [],
+  executor: "embedded" | "runc" = "embedded",
+) {
   const rootfs = await createRootfs({ driver, lowerDirs, dir: path.join(scratch, `step${n++}`), mounts });
   let err = "";
   const res = await runInSandbox({
@@ -50,6 +57,7 @@ async function runStep(driver: RootfsDriver, script: string, lowerDirs = [conten
     user: { uid: 0, gid: 0 },
     network: "none",
     mounts,
+    executor,
     stderr: (c) => (err += c.toString()),
   });
   expect(err).toBe("");
@@ -108,6 +116,12 @@ describe("diff of a RUN step", () => {
     expect(copy).toEqual(overlay);
   });
 
+  it("the runc executor gives the same entries as the embedded launcher", async () => {
+    const embedded = (await runStep("overlay", CHANGES)).entries.map(shape);
+    const runc = (await runStep("overlay", CHANGES, undefined, [], "runc")).entries.map(shape);
+    expect(runc).toEqual(embedded);
+  });
+
   it("the layer written from the diff and extracted as a lower reproduces the step's result", async () => {
     for (const d of ["overlay", "copy"] as const) {
       const { entries } = await runStep(d, CHANGES);
@@ -136,6 +150,27 @@ describe("diff of a RUN step", () => {
         "/:\nbin\ndata\ndev\ndir1\ndir2\netc\nf1\nfifo1\nnew1\nnew2\nproc\nsys\n\n/data:\nb.txt\n\n/dir1:\nn\n" +
           "file\n/data/b.txt\nlinked\nfifo\n4755 0:0\n644 1000:1000\n",
       );
+    }
+  });
+
+  it("renames: a moved directory is a whiteout plus the full new tree, with either driver", async () => {
+    const expected = ["file:.wh.dir1", "dir:moved", "file:moved/x", "dir:moved/sub", "file:moved/sub/y", "dir:data", "file:data/.wh.b.txt", "file:data/c.txt"];
+    for (const d of ["overlay", "copy"] as const) {
+      const { entries } = await runStep(d, "mv /dir1 /moved && mv /data/b.txt /data/c.txt");
+      expect(entries.map((e) => `${e.type}:${e.path}`).sort()).toEqual([...expected].sort());
+    }
+  });
+
+  it("carries a file's xattrs (but no overlay bookkeeping) into its entry", async () => {
+    const lower = path.join(scratch, "xattr-lower");
+    mkdirSync(lower, { recursive: true });
+    writeFileSync(path.join(lower, "tool"), "bin");
+    execFileSync("setfattr", ["-n", "user.kiln", "-v", "v1", path.join(lower, "tool")]);
+    for (const d of ["overlay", "copy"] as const) {
+      const { entries } = await runStep(d, "chmod 700 /tool", [lower, busybox]);
+      expect(entries.map((e) => [e.path, e.mode.toString(8), e.xattrs])).toEqual([
+        ["tool", "700", { "user.kiln": Buffer.from("v1") }],
+      ]);
     }
   });
 
@@ -170,6 +205,34 @@ describe("diff of a RUN step", () => {
     expect(rootfs.driver).toBe("overlay");
     await rootfs.dispose();
     expect(() => readFileSync(dir)).toThrow();
+  });
+});
+
+describe("overlay with many lowers", () => {
+  it("stays under the one-page mount option limit: relative paths, then short symlinks; the kernel accepts both", async () => {
+    const layers = path.join(scratch, "layers");
+    const lowers: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const d = path.join(layers, i.toString(16).padStart(64, "0"), "diff");
+      mkdirSync(d, { recursive: true });
+      writeFileSync(path.join(d, `l${i}`), String(i));
+      lowers.push(d);
+    }
+    const dirs = (k: number) => ({ lowerDirs: lowers.slice(0, k), upperDir: "/u", workDir: "/w" });
+    const relative = overlayMountData(dirs(50));
+    expect(relative.cwd).toBe(layers);
+    expect(relative.data).toContain(`lowerdir=${"0".repeat(64)}/diff:`);
+    expect(() => overlayMountData(dirs(100))).toThrow(/too long/);
+    const linkDir = path.join(scratch, "links");
+    const linked = overlayMountData(dirs(100), { linkDir });
+    expect(linked.cwd).toBe(linkDir);
+    expect(linked.data).toMatch(/^lowerdir=0:1:2:/);
+    expect(linked.data.length).toBeLessThan(4096);
+    // Real mounts inside the sandbox: the first and the last lower are both visible.
+    for (const k of [50, 100]) {
+      const { rootfs } = await runStep("overlay", `cat /l0 /l${k - 1} > /both`, [...lowers.slice(0, k), busybox]);
+      expect(readFileSync(path.join(rootfs.changesDir, "both"), "utf8")).toBe(`0${k - 1}`);
+    }
   });
 });
 

@@ -30,6 +30,7 @@ const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"];
 export async function diffOverlayUpper(upperDir: string, opts: DiffOverlayOptions): Promise<LayerEntry[]> {
   const found: Found[] = [];
   await walk(upperDir, "", found, opts.signal);
+  if (found.length === 0) return [];
   const xattrs = await readXattrs([upperDir], { recursive: true, signal: opts.signal });
 
   const out: Array<{ e: LayerEntry; st?: Stats }> = [];

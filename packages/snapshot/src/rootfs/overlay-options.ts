@@ -1,3 +1,4 @@
+import { mkdirSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { OverlayPathError } from "./errors.js";
 
@@ -24,7 +25,10 @@ const MAX_DATA = 3800;
  * index off like containerd (lowers are shared between snapshots). In a user namespace the overlay xattrs
  * live under user.overlay.* (userxattr), the only namespace an unprivileged mount may write.
  */
-export function overlayMountData(dirs: OverlayDirs, opts: { userxattr?: boolean } = {}): OverlayMountData {
+export function overlayMountData(
+  dirs: OverlayDirs,
+  opts: { userxattr?: boolean; linkDir?: string } = {},
+): OverlayMountData {
   if (dirs.lowerDirs.length === 0) throw new OverlayPathError("overlay needs at least one lower directory");
   for (const d of [...dirs.lowerDirs, dirs.upperDir, dirs.workDir]) checkPath(d);
   // userxattr already forces redirect_dir=nofollow (no redirects created) and rejects an explicit "off".
@@ -36,10 +40,20 @@ export function overlayMountData(dirs: OverlayDirs, opts: { userxattr?: boolean 
   // Too long: make the lowers relative to their common parent (what containerd does for deep images).
   const cwd = commonParent(dirs.lowerDirs);
   const rel = build(dirs.lowerDirs.map((d) => path.relative(cwd, d) || "."));
-  if (rel.length > MAX_DATA) {
+  if (rel.length <= MAX_DATA) return { data: rel, cwd };
+  // Still too long: short symlinks to the lowers (Docker's overlay2 "l/" links), resolved at mount time.
+  if (opts.linkDir === undefined) {
     throw new OverlayPathError(`overlay options too long (${rel.length} bytes) even with relative lower paths`);
   }
-  return { data: rel, cwd };
+  mkdirSync(opts.linkDir, { recursive: true });
+  const names = dirs.lowerDirs.map((d, i) => {
+    const name = i.toString(36);
+    symlinkSync(d, path.join(opts.linkDir as string, name));
+    return name;
+  });
+  const linked = build(names);
+  if (linked.length > MAX_DATA) throw new OverlayPathError(`overlay options too long (${linked.length} bytes)`);
+  return { data: linked, cwd: opts.linkDir };
 }
 
 function checkPath(p: string): void {

@@ -1,9 +1,9 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, mkdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, mkdir, readdir, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { MountError, OverlayUnsupportedError } from "./errors.js";
+import { MountError, OverlayPathError, OverlayUnsupportedError } from "./errors.js";
 import { overlayMountData } from "./overlay-options.js";
 
 const run = promisify(execFile);
@@ -20,9 +20,17 @@ export interface MountOverlayOptions {
 
 let emptyLower: Promise<string> | undefined;
 
-/** A process-wide empty directory standing in for the lower of a FROM-scratch overlay. */
+/**
+ * An empty, read-only directory standing in for the lower of a FROM-scratch overlay. One per user, shared
+ * by every process (so nothing accumulates); a private one if the shared one is not empty.
+ */
 export function emptyLowerDir(): Promise<string> {
-  emptyLower ??= mkdtemp(path.join(os.tmpdir(), "kiln-empty-lower-"));
+  emptyLower ??= (async () => {
+    const shared = path.join(os.tmpdir(), `kiln-empty-lower-${process.getuid?.() ?? 0}`);
+    await mkdir(shared, { recursive: true, mode: 0o555 });
+    if ((await readdir(shared)).length === 0) return shared;
+    return mkdtemp(path.join(os.tmpdir(), "kiln-empty-lower-"));
+  })();
   return emptyLower;
 }
 
@@ -33,12 +41,17 @@ export function emptyLowerDir(): Promise<string> {
  */
 export async function mountOverlay(o: MountOverlayOptions): Promise<void> {
   const lowerDirs = o.lowerDirs.length > 0 ? o.lowerDirs : [await emptyLowerDir()];
-  const { data, cwd } = overlayMountData({ lowerDirs, upperDir: o.upperDir, workDir: o.workDir });
-  await Promise.all([mkdir(o.upperDir, { recursive: true }), mkdir(o.workDir, { recursive: true }), mkdir(o.target, { recursive: true })]);
+  const linkDir = await mkdtemp(path.join(os.tmpdir(), "kiln-lowers-"));
   try {
+    const { data, cwd } = overlayMountData({ lowerDirs, upperDir: o.upperDir, workDir: o.workDir }, { linkDir });
+    await Promise.all([o.upperDir, o.workDir, o.target].map((d) => mkdir(d, { recursive: true })));
     await run("mount", ["-t", "overlay", "overlay", "-o", data, o.target], { cwd, signal: o.signal, env: TOOL_ENV });
   } catch (err) {
+    if (err instanceof OverlayPathError) throw err;
     throw new MountError(`overlay mount on ${o.target} failed: ${stderrOf(err)}`, { cause: err });
+  } finally {
+    // Symlinked lowers are resolved when mounting; the links are not needed afterwards.
+    await rm(linkDir, { recursive: true, force: true });
   }
 }
 

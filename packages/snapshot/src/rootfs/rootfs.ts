@@ -41,10 +41,10 @@ export interface Rootfs {
 
 export async function createRootfs(o: CreateRootfsOptions): Promise<Rootfs> {
   await mkdir(o.dir, { recursive: true });
-  let driver: RootfsDriver = o.driver === "auto" ? ((await probeOverlay(o.dir)).ok ? "overlay" : "copy") : o.driver;
-  if (driver === "overlay") await assertOverlaySupported(o.dir);
+  const driver: RootfsDriver = o.driver === "auto" ? ((await probeOverlay(o.dir)).ok ? "overlay" : "copy") : o.driver;
   const dispose = () => rm(o.dir, { recursive: true, force: true });
   if (driver === "overlay") {
+    await assertOverlaySupported(o.dir);
     const upperDir = path.join(o.dir, "upper");
     const workDir = path.join(o.dir, "work");
     const merged = path.join(o.dir, "merged");
@@ -57,7 +57,6 @@ export async function createRootfs(o: CreateRootfsOptions): Promise<Rootfs> {
       dispose,
     };
   }
-  driver = "copy";
   const tree = path.join(o.dir, "rootfs");
   await mkdir(tree, { mode: 0o755 });
   await materializeLowers(o.lowerDirs, tree, o.signal);

@@ -1,12 +1,14 @@
 /**
- * The in-namespace launcher, run by `perl` (perl-base is Essential on Debian, so nothing to install) in
- * the new namespaces; it forks pid 1 of the new pid namespace, which sets up and execs the command. It is a tiny interpreter: the TypeScript side decides every mount and
- * step (see plan.ts) and sends them as NUL-separated tokens on stdin; the script only executes them,
- * without a shell and without any other exec(): mounts are made with the mount(2) syscall.
+ * The in-namespace launcher, run by `perl` (perl-base is Essential on Debian, so nothing to install) inside
+ * the new namespaces. It forks pid 1 of the new pid namespace, which sets everything up and execs the
+ * command, and itself stays outside to report pid 1's exact wait status. It is a tiny interpreter: the
+ * TypeScript side decides every mount and step (plan.ts) and sends them as NUL-separated tokens on stdin;
+ * the script only executes them, with no shell and no other exec(): mount(2), pivot_root(2),
+ * sethostname(2) and prctl(2) are called through perl's syscall().
  *
- * Status goes to fd 3 as NUL-separated records: "B","" = the launcher started; "W",status = the wait status of pid 1; "S",path = a mount stub it had to create inside the
- * rootfs (removed again afterwards); "E",msg = setup failure; "X",msg = the command could not be executed.
- * fd 3 is close-on-exec, so EOF without a record means the command was exec'd.
+ * Status goes to fd 3 as NUL-separated (kind, value) records: B = started; W = wait status of pid 1;
+ * S = path of a mount stub it had to create inside the rootfs (removed again afterwards); E = setup
+ * failure; X = the command could not be executed. fd 3 is close-on-exec in pid 1.
  */
 export const LAUNCHER_PERL = String.raw`
 use strict; no warnings;
@@ -22,6 +24,11 @@ open(STDIN, '<', '/dev/null');
 # unshare ran us in the new namespaces but without --fork: our child is pid 1 of the new pid namespace and
 # execs the command, while we stay outside it to report the command's exact wait status ("W") on fd 3
 # (unshare --fork loses it when the command dies from a signal).
+# Syscalls are made directly (no fork/exec of mount(8) per mount point); $ARGV[0] = "name=nr,...".
+my %NR = map { split /=/ } split /,/, $ARGV[0];
+# PR_SET_PDEATHSIG: if kiln dies, we die, and then pid 1 (below) and so the whole namespace.
+sub die_with_parent { syscall(0 + $NR{prctl}, 1, 9, 0, 0, 0); }
+die_with_parent();
 my $init = fork();
 if (!defined $init) { print $st "E\0fork: $!\0"; exit 125; }
 if ($init) {
@@ -29,16 +36,16 @@ if ($init) {
   print $st "W\0$?\0";
   exit 0;
 }
-my ($root, $T, @env, $cwd) = ('');
+my $root = '';
+my ($T, $cwd);
+my @env;
 my $phase = 'E';
 sub fail { print $st "$phase\0$_[0]\0"; exit 125; }
 sub next_tok { fail('launcher: truncated plan') unless @t; return shift @t; }
-# mount(2) straight through syscall(): no fork/exec of mount(8) per mount point. $ARGV[0] is its number,
-# $ARGV[1] sethostname's.
-my $NR_MOUNT = 0 + $ARGV[0];
+die_with_parent();
 sub sys_mount {
   my ($src, $tgt, $type, $flags, $data) = @_;
-  return syscall($NR_MOUNT, $src, $tgt, $type, 0 + $flags, length($data) ? $data : 0) == 0;
+  return syscall(0 + $NR{mount}, $src, $tgt, $type, 0 + $flags, length($data) ? $data : 0) == 0;
 }
 sub resolve {
   my ($p, $kind, $rec) = @_;
@@ -89,11 +96,25 @@ while (@t) {
       or (sys_mount('/sys', $T, 0, 20480, '') and sys_mount(0, $T, 0, 4129 + 14, ''))
       or fail("mount sysfs on $T: $!");
   }
+  elsif ($op eq 'P') {
+    # Mask a /proc or /sys path like runc: /dev/null over a file, an empty read-only tmpfs over a directory.
+    my $p = "$root" . next_tok();
+    if (-d $p) { sys_mount('tmpfs', $p, 'tmpfs', 1, '') or fail("mask $p: $!"); }
+    elsif (-e $p) { sys_mount("$root/dev/null", $p, 0, 4096, '') or fail("mask $p: $!"); }
+  }
+  elsif ($op eq 'Q') {
+    # Read-only bind of a /proc path onto itself (runc's readonlyPaths).
+    my $p = "$root" . next_tok();
+    if (-e $p) {
+      sys_mount($p, $p, 0, 20480, '') or fail("bind $p: $!");
+      sys_mount(0, $p, 0, 4129 + 14, '') or fail("remount $p read-only: $!");
+    }
+  }
   elsif ($op eq 'L') { my ($to, $p) = (next_tok(), next_tok()); symlink($to, "$root$p") or fail("symlink $p: $!"); }
   elsif ($op eq 'H') {
     # sethostname(2): /proc/sys/kernel/hostname is not writable from a user namespace.
     my $h = next_tok();
-    syscall(0 + $ARGV[1], $h, length($h)) == 0 or fail("sethostname: $!");
+    syscall(0 + $NR{sethostname}, $h, length($h)) == 0 or fail("sethostname: $!");
   }
   elsif ($op eq 'N') {
     # ifup lo: SIOCGIFFLAGS / SIOCSIFFLAGS on a UDP socket, IFF_UP|IFF_RUNNING.
@@ -104,16 +125,41 @@ while (@t) {
     ioctl($s, 0x8914, pack('a16 s x22', 'lo', $flags)) or fail("SIOCSIFFLAGS lo: $!");
     close($s);
   }
-  elsif ($op eq 'C') { chroot($root) or fail("chroot $root: $!"); chdir('/') or fail("chdir /: $!"); $root = ''; }
+  elsif ($op eq 'C') {
+    # pivot_root(".", ".") and detach the old root (runc's way): unlike a chroot, no path leads back to the host.
+    chdir($root) or fail("chdir $root: $!");
+    my ($new, $old) = ('.', '.'); # syscall() wants writable strings
+    syscall(0 + $NR{pivot_root}, $new, $old) == 0 or fail("pivot_root $root: $!");
+    syscall(0 + $NR{umount2}, $new, 2) == 0 or fail("detach old root: $!");
+    chdir('/') or fail("chdir /: $!");
+    $root = '';
+  }
+  elsif ($op eq 'K') {
+    # Shrink the capability bounding set to the default; root's capabilities after exec are bounded by it.
+    my %keep = map { $_ => 1 } split /,/, next_tok();
+    my $last = 40;
+    if (open(my $fh, '<', '/proc/sys/kernel/cap_last_cap')) { $last = 0 + <$fh>; close($fh); }
+    for my $cap (0 .. $last) {
+      next if $keep{$cap};
+      syscall(0 + $NR{prctl}, 24, $cap, 0, 0, 0) == 0 or fail("drop capability $cap: $!");
+    }
+  }
   elsif ($op eq 'W') { $cwd = next_tok(); resolve($cwd, 'd', 0); }
   elsif ($op eq 'U') {
     my ($uid, $gid, $groups) = (next_tok(), next_tok(), next_tok());
-    my @g = length($groups) ? split(/,/, $groups) : ($gid);
+    # setgroups(2) with exactly the given list (perl's $) would always add the gid to it); "-" = leave
+    # them (a user namespace mapped by an unprivileged caller has setgroups denied).
+    if ($groups ne '-') {
+      my @g = length($groups) ? split(/,/, $groups) : ();
+      my $list = pack('L*', @g);
+      syscall(0 + $NR{setgroups}, scalar(@g), @g ? $list : 0) == 0 or fail("setgroups($groups): $!");
+    }
     $( = $gid;
-    $) = join(' ', $gid, @g);
+    $) = "$gid";
     fail("setgid($gid): $!") if $( != $gid || (split / /, $))[0] != $gid;
     ($<, $>) = ($uid, $uid);
     fail("setuid($uid): $!") if $< != $uid || $> != $uid;
+    die_with_parent(); # a uid change clears it
   }
   elsif ($op eq 'E') { push @env, next_tok(); }
   elsif ($op eq 'X') {
@@ -123,6 +169,15 @@ while (@t) {
     chdir($cwd) or fail("chdir $cwd: $!") if defined $cwd;
     %ENV = ();
     for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v // ''; }
+    # Like runc (so Docker and BuildKit): without HOME the user's home from the image's /etc/passwd, or "/".
+    if (!exists $ENV{HOME}) {
+      my $home = '/';
+      if (open(my $pw, '<', '/etc/passwd')) {
+        while (my $l = <$pw>) { my @f = split /:/, $l; if (@f > 5 && $f[2] eq "$<") { $home = $f[5]; last; } }
+        close($pw);
+      }
+      $ENV{HOME} = $home;
+    }
     exec { $argv[0] } @argv;
     fail("exec $argv[0]: $!");
   }

@@ -8,7 +8,8 @@ import { overlayMountData } from "../rootfs/overlay-options.js";
 import { randomHostname, hostsFile, readHostResolvConf, sandboxResolvConf } from "./etc-files.js";
 import { SandboxAbortedError, SandboxExecError, SandboxSetupError, SandboxUnsupportedError } from "./errors.js";
 import { LAUNCHER_PERL } from "./launcher-script.js";
-import { buildPlan, mountSyscallNumber, sethostnameSyscallNumber } from "./plan.js";
+import { buildPlan, syscallArg, syscallNumbers } from "./plan.js";
+import { runWithRunc } from "./runc.js";
 import { createStubLower, removeStubs } from "./stubs.js";
 import type { SandboxMount, SandboxResult, SandboxSpec } from "./types.js";
 
@@ -23,6 +24,7 @@ const TOOL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
  */
 export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   spec.signal?.throwIfAborted();
+  if (spec.executor !== "runc") syscallNumbers(); // fail early on an unsupported architecture
   const userns = process.getuid?.() !== 0;
   if (userns && (spec.user.uid !== 0 || spec.user.gid !== 0 || (spec.user.additionalGids ?? []).length > 0)) {
     throw new SandboxUnsupportedError(
@@ -44,16 +46,18 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
       writeFile(files.resolvConf, sandboxResolvConf(await readHostResolvConf(), spec.network), { mode: 0o644 }),
     ]);
     const sourceIsDir = memoIsDir();
+    if (spec.executor === "runc") return await runWithRunc(spec, { runtime, hostname, files, sourceIsDir });
     let overlay: { data: string; cwd: string } | undefined;
     if (spec.overlay) {
       const stubs = path.join(runtime, "stubs");
       await createStubLower(stubs, spec.mounts ?? [], sourceIsDir);
       overlay = overlayMountData(
         { ...spec.overlay, lowerDirs: [...spec.overlay.lowerDirs, stubs] },
-        { userxattr: userns },
+        { userxattr: userns, linkDir: path.join(runtime, "lowers") },
       );
     }
     const plan = buildPlan({ spec, hostname, files, overlay, userns, sourceIsDir });
+    spec.signal?.throwIfAborted();
     const outcome = await launch(spec, plan, userns);
     // Placeholders the launcher created in the writable tree (only where the stub lower could not help,
     // e.g. a mount target behind a symlink, or the copy driver).
@@ -87,7 +91,7 @@ function launch(spec: SandboxSpec, plan: string[], userns: boolean): Promise<Lau
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      const perl = ["perl", "-e", LAUNCHER_PERL, String(mountSyscallNumber()), String(sethostnameSyscallNumber())];
+      const perl = ["perl", "-e", LAUNCHER_PERL, syscallArg(syscallNumbers())];
       child = spawn("unshare", [...unshareArgs(spec, userns), "--", ...perl], {
         stdio: ["pipe", "pipe", "pipe", "pipe"],
         env: { PATH: TOOL_PATH, LC_ALL: "C" },

@@ -39,7 +39,7 @@ export interface SandboxSpec {
   overlay?: SandboxOverlay;
   /** argv; shell form is already [shell..., cmd]. */
   args: string[];
-  /** "K=V" entries, exactly the process environment. */
+  /** "K=V" entries, exactly the process environment (plus HOME from the image's /etc/passwd when absent, as runc does). */
   env: string[];
   /** Absolute path inside the rootfs; created if missing. */
   cwd: string;
@@ -49,6 +49,11 @@ export interface SandboxSpec {
   hostname?: string;
   mounts?: SandboxMount[];
   extraHosts?: ExtraHost[];
+  /**
+   * "embedded" (default): unshare + a perl launcher, nothing to install, ~20 ms. "runc": an OCI bundle run by
+   * runc (root only; the overlay is then mounted on the host for the duration of the run).
+   */
+  executor?: "embedded" | "runc";
   stdout?: (chunk: Buffer) => void;
   stderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;

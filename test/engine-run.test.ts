@@ -60,10 +60,10 @@ async function mountsUnder(dir: string): Promise<string[]> {
 
 describe("RUN", () => {
   it("streams output, caches the step, and reruns it only when its build arg changes", async () => {
-    const ctx = await context(`${PRELUDE}ARG GREETING=hello\nRUN echo "$GREETING from $(hostname | wc -c) chars" && echo done > /marker\n`);
+    const ctx = await context(`${PRELUDE}ARG GREETING=hello\nRUN echo "$GREETING from $(hostname)" && echo done > /marker\n`);
     const first = await run(ctx);
     const logs = first.events.filter((e) => e.type === "step-log").map((e) => (e as { data: string }).data).join("");
-    expect(logs).toContain("hello from 13 chars");
+    expect(logs).toContain("hello from buildkitsandbox");
     const second = await run(ctx);
     expect(second.events.filter((e) => e.type === "step-end").every((e) => (e as { cached: boolean }).cached)).toBe(true);
     const third = await run(ctx, { buildArgs: { GREETING: "bye" } });
@@ -72,7 +72,7 @@ describe("RUN", () => {
     expect(end("ARG GREETING").miss).toEqual({ kind: "build-args-changed", changed: [{ name: "GREETING", previous: "hello", current: "bye" }] });
     expect(end("RUN echo").cached).toBe(false);
     expect(end("RUN echo").miss).toEqual({ kind: "parent-changed" });
-    expect(third.result.image.config.history?.at(-1)?.created_by).toBe('RUN |1 GREETING=bye /bin/sh -c echo "$GREETING from $(hostname | wc -c) chars" && echo done > /marker # buildkit');
+    expect(third.result.image.config.history?.at(-1)?.created_by).toBe('RUN |1 GREETING=bye /bin/sh -c echo "$GREETING from $(hostname)" && echo done > /marker # buildkit');
   });
 
   it("fails with the step, exit code and last output, and leaves no mount behind", async () => {

@@ -18,3 +18,5 @@ export * from "./engine/index.js";
 export * from "./dockerfile/instruction-ports.js";
 export * from "./dockerfile/instruction-mount-defaults.js";
 export * from "./registry/index.js";
+export * from "./inspect/index.js";
+export * from "./check/index.js";

@@ -29,7 +29,7 @@ import { addHistory, resolveWorkdir, scratchConfig, setLabel, setWorkdir } from 
 import { addLayer, cloneState, commitImage, type ImageState } from "./image-state.js";
 import { openStore, type KilnStore } from "./store.js";
 import { applyMetadata, type StageFlags } from "./steps/metadata.js";
-import { planCopy } from "./steps/copy-plan.js";
+import { planCopy, type CopySource } from "./steps/copy-plan.js";
 import { resolveContextSources } from "./steps/copy.js";
 import { writeLayerToStore } from "./steps/layer-writer.js";
 import { parseGroup, parsePasswd, resolveChown, resolveRunUser, type GroupEntry, type PasswdEntry } from "./users.js";
@@ -588,8 +588,8 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
       source = await session.imageSource(await copyFromLayers(session, ctx.stage, copyInstr.from));
       preserveOwnership = true; // files from a stage or image keep their owners, as in BuildKit
     } else source = await session.context();
-    const createdMtimeMs = epoch !== undefined ? epoch * 1000 : Date.now();
-    const resolved = await resolveContextSources(source, copyInstr, createdMtimeMs, { preserveOwnership });
+    const fixedMtimeMs = (epoch ?? 0) * 1000;
+    const resolved = await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership });
     filesDigest = resolved.digest;
     filesPaths = resolved.paths;
     copyLoad = async () => {
@@ -608,7 +608,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
           view,
           ...(chown ? { chown } : {}),
           ...(copyInstr.chmod !== undefined ? { chmod: parseChmod(copyInstr.chmod) } : {}),
-          createdMtimeMs,
+          createdMtimeMs: epoch !== undefined ? fixedMtimeMs : newestMtime(sources),
         });
         return await writeLayerToStore(session.store.blobs, entries, { ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
       } finally {
@@ -626,7 +626,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
           const db = await session.userDb(state);
           chown = resolveChown(user, db.passwd, db.groups);
         }
-        const entries = planCopy({ sources: [], dest: `${wd}/`, view: await session.view(state), ...(chown ? { chown } : {}), createdMtimeMs: epoch !== undefined ? epoch * 1000 : Date.now() });
+        const entries = planCopy({ sources: [], dest: `${wd}/`, view: await session.view(state), ...(chown ? { chown } : {}), createdMtimeMs: (epoch ?? 0) * 1000 });
         return writeLayerToStore(session.store.blobs, entries, { ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
       };
     }
@@ -717,6 +717,19 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   if (miss) outcome.miss = miss;
   if (layer) outcome.layer = layer;
   return outcome;
+}
+
+/**
+ * Directories a COPY creates get the newest mtime of what it copies (not the wall clock), so the same
+ * inputs give the same layer bytes on every rebuild; SOURCE_DATE_EPOCH overrides it.
+ */
+function newestMtime(sources: CopySource[]): number {
+  let newest = 0;
+  for (const s of sources) {
+    newest = Math.max(newest, s.node.mtimeMs);
+    for (const c of s.children ?? []) newest = Math.max(newest, c.node.mtimeMs);
+  }
+  return newest;
 }
 
 /** The layers a `COPY --from` reads: an earlier stage (by name or index) or an image. */

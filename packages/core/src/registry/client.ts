@@ -7,11 +7,12 @@ import type { ImageArtifact } from "../output/image-artifact.js";
 import { Authenticator, repositoryScope } from "./auth.js";
 import { dockerConfigCredentials, type CredentialSource } from "./credentials.js";
 import { registryBaseUrl } from "./endpoint.js";
-import { AuthError, RegistryError, parseErrorBody } from "./errors.js";
+import { AuthError, ManifestError, RegistryError, parseErrorBody } from "./errors.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
-import type { PullOptions, PulledImage, ResolveOptions, ResolvedImage } from "./pull.js";
-import type { PushBlobSource, PushOptions, PushResult } from "./push.js";
-import { drain, nodeTransport, readBody, type HttpRequest, type HttpResponse, type HttpTransport } from "./transport.js";
+// pull.ts and push.ts import this module too; the cycle is safe as both sides only call at run time.
+import { pullImage, resolveImage, type PullOptions, type PulledImage, type ResolveOptions, type ResolvedImage } from "./pull.js";
+import { pushImage, type PushBlobSource, type PushOptions, type PushResult } from "./push.js";
+import { BodyTooLargeError, createNodeTransport, drain, nodeTransport, readBody, type HttpRequest, type HttpResponse, type HttpTransport } from "./transport.js";
 
 /** A repository on a registry; ImageReference satisfies it. */
 export interface RepositoryRef {
@@ -24,7 +25,10 @@ export interface RegistryClientOptions {
   credentials?: CredentialSource;
   /** Registries (host or host:port) to reach over plain HTTP. Loopback hosts always are. */
   insecureRegistries?: string[];
+  /** Default: nodeTransport, or one with `idleTimeoutMs` when that is given. */
   transport?: HttpTransport;
+  /** Drop a connection silent for this long (retried as transient). Default 60 s. */
+  idleTimeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   /** Parallel blob transfers per image (Docker's default is 3 down, 5 up). */
   concurrency?: number;
@@ -65,7 +69,7 @@ export class RegistryClient {
   readonly #userAgent: string;
 
   constructor(options: RegistryClientOptions = {}) {
-    this.#transport = options.transport ?? nodeTransport;
+    this.#transport = options.transport ?? (options.idleTimeoutMs !== undefined ? createNodeTransport({ idleTimeoutMs: options.idleTimeoutMs }) : nodeTransport);
     this.#userAgent = options.userAgent ?? "kiln/0.1";
     this.#insecure = options.insecureRegistries ?? [];
     this.#auth = new Authenticator(options.credentials ?? dockerConfigCredentials(), this.#transport, this.#userAgent);
@@ -75,19 +79,16 @@ export class RegistryClient {
 
   /** resolveImage() through this client. */
   async resolve(ref: string | ImageReference, options: Omit<ResolveOptions, "client"> = {}): Promise<ResolvedImage> {
-    const { resolveImage } = await import("./pull.js");
     return resolveImage(ref, { ...options, client: this });
   }
 
   /** pullImage() through this client. */
   async pull(ref: string | ImageReference, store: BlobStore, options: Omit<PullOptions, "client"> = {}): Promise<PulledImage> {
-    const { pullImage } = await import("./pull.js");
     return pullImage(ref, store, { ...options, client: this });
   }
 
   /** pushImage() through this client. */
   async push(image: ImageArtifact, blobs: PushBlobSource, ref: string | ImageReference, options: Omit<PushOptions, "client"> = {}): Promise<PushResult> {
-    const { pushImage } = await import("./push.js");
     return pushImage(image, blobs, ref, { ...options, client: this });
   }
 
@@ -150,7 +151,13 @@ export class RegistryClient {
       expect: [200],
       ...(signal ? { signal } : {}),
     });
-    const bytes = await readBody(res.body, MAX_MANIFEST_BYTES);
+    let bytes: Buffer;
+    try {
+      bytes = await readBody(res.body, MAX_MANIFEST_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) throw new ManifestError(`${repo.domain}/${repo.path}:${reference}`, err.message, { cause: err });
+      throw err;
+    }
     return { bytes, contentType: headerValue(res, "content-type")?.split(";")[0]?.trim(), headerDigest: headerValue(res, "docker-content-digest") };
   }
 

@@ -27,5 +27,5 @@ export type { ProgressCallback, TransferEvent } from "./progress.js";
 export { fetchBlobToStore, pullImage, resolveImage, type PullOptions, type PulledImage, type ResolveOptions, type ResolvedImage } from "./pull.js";
 export { pushImage, pushManifest, type MountHint, type PushBlobSource, type PushOptions, type PushResult } from "./push.js";
 export { DEFAULT_RETRY, isTransient, type RetryPolicy } from "./retry.js";
-export { nodeTransport, type HttpRequest, type HttpResponse, type HttpTransport } from "./transport.js";
+export { createNodeTransport, nodeTransport, type NodeTransportOptions, type HttpRequest, type HttpResponse, type HttpTransport } from "./transport.js";
 export { copyImageToLayout, layoutBlobSource, pushLayout, readLayoutImage, type CopyToLayoutOptions, type ReadLayoutOptions } from "./layout.js";

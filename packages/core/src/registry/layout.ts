@@ -4,7 +4,7 @@ import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { BlobStore, isDigest } from "@kiln/cache";
-import type { Descriptor, Digest, ImageConfig, ImageIndex, Manifest } from "../image/oci.js";
+import { hostPlatform, type Descriptor, type Digest, type ImageConfig, type ImageIndex, type Manifest, type Platform } from "../image/oci.js";
 import { formatReference, parseReference, type ImageReference } from "../image/reference.js";
 import type { ImageArtifact } from "../output/image-artifact.js";
 import { REF_NAME_ANNOTATION, writeOciLayoutDir } from "../output/oci-layout.js";
@@ -13,7 +13,6 @@ import { parseManifest } from "./manifest.js";
 import { pullImage, type PullOptions, type PulledImage } from "./pull.js";
 import { pushImage, type PushBlobSource, type PushOptions, type PushResult } from "./push.js";
 import { selectManifest } from "./platform.js";
-import { hostPlatform, type Platform } from "../image/oci.js";
 
 export interface CopyToLayoutOptions extends PullOptions {
   /** Store to pull through; default: the kiln store (defaultStoreRoot()). */

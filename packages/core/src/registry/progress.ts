@@ -1,4 +1,5 @@
-import type { Digest } from "../image/oci.js";
+import { Transform, type TransformCallback } from "node:stream";
+import type { Descriptor, Digest } from "../image/oci.js";
 
 /** Transfer events for progress displays, one blob at a time (Docker's per-layer lines). */
 export type TransferEvent =
@@ -12,3 +13,22 @@ export type TransferEvent =
   | { type: "done"; digest: Digest; size: number };
 
 export type ProgressCallback = (event: TransferEvent) => void;
+
+/** Byte granularity of "progress" events: the first chunk, then one per 256 KiB, then the last. */
+const PROGRESS_STEP = 256 * 1024;
+
+/** A pass-through that reports how many bytes of `desc` went by (no buffering). */
+export function progressTap(desc: Descriptor, onProgress: ProgressCallback | undefined): Transform {
+  let current = 0;
+  let last = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      current += chunk.length;
+      if (onProgress && (last === 0 || current - last >= PROGRESS_STEP || current === desc.size)) {
+        last = current;
+        onProgress({ type: "progress", digest: desc.digest, current, total: desc.size });
+      }
+      cb(null, chunk);
+    },
+  });
+}

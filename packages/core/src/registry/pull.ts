@@ -1,6 +1,5 @@
 // Pulling an image: resolve a reference (through an index to one platform), then stream config and
 // layers into the BlobStore, each verified against its digest before it becomes visible.
-import { Transform, type TransformCallback } from "node:stream";
 import type { BlobStore } from "@kiln/cache";
 import type { Descriptor, Digest, ImageConfig, ImageIndex, Manifest, Platform } from "../image/oci.js";
 import { hostPlatform } from "../image/oci.js";
@@ -10,7 +9,7 @@ import { RegistryClient } from "./client.js";
 import { ManifestError, PlatformNotFoundError } from "./errors.js";
 import { parseManifest, type ParsedManifest } from "./manifest.js";
 import { selectManifest } from "./platform.js";
-import type { ProgressCallback } from "./progress.js";
+import { progressTap, type ProgressCallback } from "./progress.js";
 import { mapBounded, withRetry } from "./retry.js";
 
 export interface ResolveOptions {
@@ -19,6 +18,8 @@ export interface ResolveOptions {
   signal?: AbortSignal;
   client?: RegistryClient;
   onProgress?: ProgressCallback;
+  /** Manifests named by digest that this store holds are read from it instead of the registry. */
+  store?: BlobStore;
 }
 
 export interface ResolvedImage {
@@ -48,8 +49,20 @@ function toRef(ref: string | ImageReference): ImageReference {
   return typeof ref === "string" ? parseReference(ref) : ref;
 }
 
-async function fetchParsed(client: RegistryClient, ref: ImageReference, target: string, expectedDigest: string | undefined, signal?: AbortSignal): Promise<ParsedManifest> {
+async function fetchParsed(
+  client: RegistryClient,
+  ref: ImageReference,
+  target: string,
+  expectedDigest: Digest | undefined,
+  options: ResolveOptions,
+  mediaTypeHint?: string,
+): Promise<ParsedManifest> {
+  const { signal, store } = options;
   const name = `${ref.domain}/${ref.path}${target.startsWith("sha256:") ? "@" : ":"}${target}`;
+  if (expectedDigest !== undefined && store && (await store.has(expectedDigest))) {
+    // Content-addressed, so a stored copy is as good as the registry's (and is re-verified here).
+    return parseManifest(name, await store.readBytes(expectedDigest), mediaTypeHint, expectedDigest);
+  }
   const got = await withRetry(() => client.fetchManifest(ref, target, signal), client.retry, signal);
   const parsed = parseManifest(name, got.bytes, got.contentType, expectedDigest);
   // By tag, the registry's Docker-Content-Digest is the only other witness of what it meant to send.
@@ -65,7 +78,7 @@ export async function resolveImage(input: string | ImageReference, options: Reso
   const ref = toRef(input);
   const platform = options.platform ?? hostPlatform();
   const target = ref.digest ?? ref.tag ?? "latest";
-  let parsed = await fetchParsed(client, ref, target, ref.digest, options.signal);
+  let parsed = await fetchParsed(client, ref, target, ref.digest, options);
   let index: ResolvedImage["index"];
   let descriptor: Descriptor = { mediaType: parsed.mediaType, digest: parsed.digest, size: parsed.bytes.length };
   for (let depth = 0; parsed.kind === "index"; depth++) {
@@ -76,7 +89,7 @@ export async function resolveImage(input: string | ImageReference, options: Reso
       const available = parsed.index.manifests.flatMap((m) => (m.platform ? [m.platform] : []));
       throw new PlatformNotFoundError(formatReference(ref), platform, available);
     }
-    parsed = await fetchParsed(client, ref, chosen.digest, chosen.digest, options.signal);
+    parsed = await fetchParsed(client, ref, chosen.digest, chosen.digest, options, chosen.mediaType);
     descriptor = { ...chosen, mediaType: parsed.mediaType };
   }
   options.onProgress?.({ type: "resolved", reference: formatReference(ref), digest: parsed.digest, mediaType: parsed.mediaType });
@@ -89,19 +102,6 @@ export async function resolveImage(input: string | ImageReference, options: Reso
     config: parsed.manifest.config,
     ...(index ? { index } : {}),
   };
-}
-
-/** Counts bytes through to onProgress without buffering. */
-class ProgressTap extends Transform {
-  current = 0;
-  constructor(private readonly report: (current: number) => void) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.current += chunk.length;
-    this.report(this.current);
-    cb(null, chunk);
-  }
 }
 
 /** Downloads one blob into the store unless it is there already; restarts from scratch on transient errors. */
@@ -121,14 +121,7 @@ export async function fetchBlobToStore(
   await withRetry(
     async () => {
       const { body } = await client.openBlob(repo, desc.digest, signal);
-      let last = 0;
-      const tap = new ProgressTap((current) => {
-        // Throttle to ~1 event per 256 KiB: a UI never needs more.
-        if (current - last >= 262_144 || current === desc.size) {
-          last = current;
-          onProgress?.({ type: "progress", digest: desc.digest, current, total: desc.size });
-        }
-      });
+      const tap = progressTap(desc, onProgress);
       body.on("error", (err) => tap.destroy(err));
       // A failed ingest destroys the tap; drop the connection too instead of reading the rest.
       tap.on("close", () => body.destroy());
@@ -147,7 +140,7 @@ export async function fetchBlobToStore(
  */
 export async function pullImage(input: string | ImageReference, store: BlobStore, options: PullOptions = {}): Promise<PulledImage> {
   const client = options.client ?? new RegistryClient();
-  const resolved = await resolveImage(input, { ...options, client });
+  const resolved = await resolveImage(input, { ...options, client, store });
   const { manifest, reference } = resolved;
   const blobs = dedupe([manifest.config, ...manifest.layers]).filter((d) => !(d.urls && d.urls.length > 0 && isForeign(d)));
   await mapBounded(blobs, client.concurrency, options.signal, (d, signal) => fetchBlobToStore(client, reference, d, store, signal, options.onProgress));

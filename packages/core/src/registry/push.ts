@@ -7,7 +7,7 @@ import { formatReference, parseReference, type ImageReference } from "../image/r
 import type { ImageArtifact } from "../output/image-artifact.js";
 import { RegistryClient, type RepositoryRef } from "./client.js";
 import { ManifestError, RegistryError } from "./errors.js";
-import type { ProgressCallback } from "./progress.js";
+import { progressTap, type ProgressCallback } from "./progress.js";
 import { repositoryScope } from "./auth.js";
 import { mapBounded, withRetry } from "./retry.js";
 import { drain } from "./transport.js";
@@ -51,7 +51,9 @@ function mountSource(hint: MountHint | undefined, blob: Descriptor, target: Repo
   const raw = typeof hint === "function" ? hint(blob) : hint;
   if (!raw) return undefined;
   let repoPath = raw;
-  if (raw.includes("/") && /[.:]|^localhost\//.test(raw.split("/")[0] ?? "")) {
+  const first = raw.split("/")[0] ?? "";
+  // A full name (first component looks like a host, as parseReference decides) or a bare repository path.
+  if (raw.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) {
     const ref = parseReference(raw);
     if (ref.domain !== target.domain) return undefined; // mounts only work within one registry
     repoPath = ref.path;
@@ -104,7 +106,12 @@ async function uploadBlob(
       method: "PUT",
       target: withDigest(location, desc.digest),
       headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
-      body: () => blob.open(),
+      body: () => {
+        const src = blob.open();
+        const tap = progressTap(desc, options.onProgress);
+        src.on("error", (err) => tap.destroy(err));
+        return src.pipe(tap);
+      },
       push: true,
       expect: [201],
       signal,

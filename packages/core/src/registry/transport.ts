@@ -2,7 +2,8 @@
 // system CA bundle (Node's fetch only knows its bundled roots).
 import http from "node:http";
 import https from "node:https";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
 import { rootCertificates } from "node:tls";
 import { PassThrough, Readable } from "node:stream";
 import { TruncatedBodyError } from "./errors.js";
@@ -46,37 +47,80 @@ function trustedCAs(): string[] {
   return caCache;
 }
 
-let agents: { http: http.Agent; https: https.Agent } | undefined;
-function sharedAgents(): { http: http.Agent; https: https.Agent } {
-  agents ??= {
-    http: new http.Agent({ keepAlive: true, maxSockets: 16 }),
-    https: new https.Agent({ keepAlive: true, maxSockets: 16, ca: trustedCAs() }),
-  };
-  return agents;
+export interface NodeTransportOptions {
+  /** A connection silent for this long is dropped (a transient error, so retried). Default 60 s. */
+  idleTimeoutMs?: number;
+  /** PEM certificates trusted in addition to Node's roots and the system bundle (private registries' CAs). */
+  extraCAs?: string[];
+  /**
+   * Docker's per-registry trust directory: `<certsDir>/<host[:port]>/*.crt` are CAs for that registry
+   * only. Default /etc/docker/certs.d; "" disables.
+   */
+  certsDir?: string;
 }
 
-/** The default transport: keep-alive node:http/https, system CAs, streaming request and response bodies. */
-export const nodeTransport: HttpTransport = (req) =>
-  new Promise<HttpResponse>((resolve, reject) => {
+/** Keep-alive node:http/https with the system CAs, streaming request and response bodies. */
+export function createNodeTransport(options: NodeTransportOptions = {}): HttpTransport {
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const certsDir = options.certsDir ?? "/etc/docker/certs.d";
+  const plain = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  const secure = new Map<string, https.Agent>();
+  const httpsAgent = (host: string): https.Agent => {
+    let agent = secure.get(host);
+    if (!agent) {
+      agent = new https.Agent({ keepAlive: true, maxSockets: 16, ca: [...trustedCAs(), ...(options.extraCAs ?? []), ...hostCAs(certsDir, host)] });
+      secure.set(host, agent);
+    }
+    return agent;
+  };
+  return (req) => send(req, req.url.protocol === "https:" ? httpsAgent(req.url.host) : plain, idleTimeoutMs);
+}
+
+/** PEM files `*.crt` of `<certsDir>/<host>/`, read once per host and transport. */
+function hostCAs(certsDir: string, host: string): string[] {
+  if (!certsDir) return [];
+  const dir = path.join(certsDir, host.replace(/[/\\]/g, "_"));
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.endsWith(".crt")).map((n) => readFileSync(path.join(dir, n), "utf8"));
+}
+
+function send(req: HttpRequest, agent: http.Agent, idleTimeoutMs: number): Promise<HttpResponse> {
+  return new Promise<HttpResponse>((resolve, reject) => {
     const isHttps = req.url.protocol === "https:";
-    const a = sharedAgents();
     const headers: Record<string, string> = { ...req.headers };
     if (Buffer.isBuffer(req.body)) headers["content-length"] = String(req.body.length);
-    const options: http.RequestOptions = { method: req.method, headers, agent: isHttps ? a.https : a.http };
+    const options: http.RequestOptions = { method: req.method, headers, agent, timeout: idleTimeoutMs };
     if (req.signal) options.signal = req.signal;
     const r = (isHttps ? https : http).request(req.url, options);
     r.on("error", reject);
+    // Fires for silence before and during the response body; the body then ends as truncated.
+    r.on("timeout", () => r.destroy(Object.assign(new Error(`${req.method} ${req.url.host}: no data for ${idleTimeoutMs} ms`), { code: "ETIMEDOUT" })));
     r.on("response", (res) => {
       resolve({ status: res.statusCode ?? 0, headers: res.headers, url: req.url, body: checkedBody(res, req.url, req.method) });
     });
     if (req.body === undefined) r.end();
     else if (Buffer.isBuffer(req.body)) r.end(req.body);
     else {
-      const src = req.body();
+      let src: Readable;
+      try {
+        src = req.body();
+      } catch (err) {
+        r.destroy(err as Error); // e.g. the blob is missing locally: never leave the request half-open
+        return;
+      }
       src.on("error", (err) => r.destroy(err));
       src.pipe(r);
     }
   });
+}
+
+/** The default transport (60 s idle timeout). */
+export const nodeTransport: HttpTransport = createNodeTransport();
 
 /** Re-emits `res` and turns an early end or reset into TruncatedBodyError when Content-Length is known. */
 function checkedBody(res: http.IncomingMessage, url: URL, method: string): Readable {
@@ -102,6 +146,13 @@ function checkedBody(res: http.IncomingMessage, url: URL, method: string): Reada
   return out;
 }
 
+export class BodyTooLargeError extends Error {
+  override name = "BodyTooLargeError";
+  constructor(readonly limit: number) {
+    super(`response body larger than ${limit} bytes`);
+  }
+}
+
 /** Reads a (small) body as a Buffer, refusing more than `limit` bytes. */
 export async function readBody(body: Readable, limit = 4 * 1024 * 1024): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -111,7 +162,7 @@ export async function readBody(body: Readable, limit = 4 * 1024 * 1024): Promise
     size += b.length;
     if (size > limit) {
       body.destroy();
-      throw new Error(`response body larger than ${limit} bytes`);
+      throw new BodyTooLargeError(limit);
     }
     chunks.push(b);
   }

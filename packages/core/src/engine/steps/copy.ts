@@ -82,6 +82,7 @@ function isUrl(src: string): boolean {
 export async function resolveContextSources(
   ctx: BuildContext,
   instr: CopyInstruction | AddInstruction,
+  /** mtime of heredoc files (no source has one). */
   createdMtimeMs: number,
   options: { preserveOwnership?: boolean } = {},
 ): Promise<ResolvedCopySources> {

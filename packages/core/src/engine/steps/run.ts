@@ -96,6 +96,8 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
       cwd: config.config?.WorkingDir || "/",
       user: { uid: opts.user.uid, gid: opts.user.gid, additionalGids: opts.user.additionalGids },
       network: instr.network === "none" ? "none" : instr.network === "host" ? "host" : opts.defaultNetwork,
+      hostname: "buildkitsandbox", // what BuildKit's RUN sees
+
       mounts,
       stdout: (chunk) => {
         const text = chunk.toString("utf8");
@@ -147,7 +149,7 @@ async function addRuntimeMountPoints(entries: LayerEntry[], lowerDirs: string[],
         // not in this layer
       }
     }
-    if (!present) entries.push({ path: name, type: "dir", mode: 0o755, uid: 0, gid: 0, mtimeMs: sourceDateEpoch !== undefined ? sourceDateEpoch * 1000 : Date.now() });
+    if (!present) entries.push({ path: name, type: "dir", mode: 0o755, uid: 0, gid: 0, mtimeMs: (sourceDateEpoch ?? 0) * 1000 });
   }
 }
 

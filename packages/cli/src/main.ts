@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // kiln's command line: dispatches to one module per command; errors print as one clear line.
 import { buildCommand } from "./commands/build.js";
+import { analyzeCmd, historyCmd, inspectCmd } from "./commands/images.js";
 import { UsageError } from "./options.js";
 
 const USAGE = `Usage: kiln COMMAND [OPTIONS]
@@ -9,6 +10,9 @@ Build OCI images from Dockerfiles, without a Docker daemon.
 
 Commands:
   build     Build an image from a Dockerfile
+  history   Show the history of an image (each step, its layer size)
+  inspect   Show an image's config, manifest, diff IDs and layers (JSON)
+  analyze   Show what each layer adds, changes and removes, and the bytes wasted
 
 Run 'kiln COMMAND --help' for more information on a command.
 `;
@@ -17,6 +21,9 @@ type Command = (argv: string[], io: { stdout: (s: string) => void; stderr: (s: s
 
 const commands: Record<string, Command> = {
   build: buildCommand,
+  history: historyCmd,
+  inspect: inspectCmd,
+  analyze: analyzeCmd,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -16,7 +16,9 @@ Options:
       --build-arg K=V       Set a build-time variable (repeatable; K alone takes it from the environment)
       --target STAGE        Build up to this stage
       --no-cache            Do not use the cache
-  -o, --output SPEC         type=oci,dest=DIR|FILE.tar | type=docker,dest=FILE.tar | type=image (repeatable)
+  -o, --output SPEC         type=oci,dest=DIR|FILE.tar | type=docker,dest=FILE.tar | type=registry | type=image (repeatable)
+      --push                Push the tags to their registries (same as --output type=registry)
+      --pull                Check the registry for newer FROM images even if they are in the local store
       --metadata-file FILE  Write build result metadata (JSON)
       --progress MODE       auto | plain | tty | rawjson | quiet (default auto)
       --explain             Say why each rebuilt step missed the cache
@@ -33,12 +35,13 @@ Options:
 function parseOutput(spec: string): OutputSpec {
   const o = parseCsvOptions(spec.includes("=") ? spec : `type=local,dest=${spec}`);
   const type = o["type"];
-  if (type === "image" || type === "registry" && false) return { type: "image" };
+  if (type === "image") return { type: "image" };
+  if (type === "registry") return { type: "registry" };
   const dest = o["dest"];
   if (!dest) throw new UsageError(`--output ${spec}: dest is required`);
   if (type === "oci") return o["tar"] === undefined ? { type: "oci", dest } : { type: "oci", dest, tar: o["tar"] !== "false" };
   if (type === "docker") return { type: "docker", dest };
-  throw new UsageError(`--output ${spec}: unsupported type "${type}" (supported: oci, docker, image)`);
+  throw new UsageError(`--output ${spec}: unsupported type "${type}" (supported: oci, docker, registry, image)`);
 }
 
 /** `--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt` (also `source=`, and `id` defaulting to the file name). */
@@ -69,6 +72,8 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
       store: { type: "string" },
       iidfile: { type: "string" },
       secret: { type: "string", multiple: true },
+      push: { type: "boolean" },
+      pull: { type: "boolean" },
       network: { type: "string" },
       parallelism: { type: "string" },
       quiet: { type: "boolean", short: "q" },
@@ -97,6 +102,8 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
   if (values.platform !== undefined) options.platform = values.platform;
   if (values.store !== undefined) options.store = path.resolve(values.store);
   if (io.signal) options.signal = io.signal;
+  if (values.push) options.outputs = [...(options.outputs ?? []), { type: "registry" }];
+  if (values.pull) options.pull = true;
   if (values.secret) options.secrets = values.secret.map(parseSecret);
   if (values.network !== undefined) {
     if (values.network !== "host" && values.network !== "none" && values.network !== "default") throw new UsageError(`--network: unsupported mode "${values.network}" (host, none)`);

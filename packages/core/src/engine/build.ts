@@ -35,10 +35,15 @@ import { writeLayerToStore } from "./steps/layer-writer.js";
 import { parseGroup, parsePasswd, resolveChown, resolveRunUser, type GroupEntry, type PasswdEntry } from "./users.js";
 import { executeRun, runArgs, type SecretSource } from "./steps/run.js";
 import { UnpackedLayers } from "./unpacked-layers.js";
+import { registryPuller } from "./registry-puller.js";
+import { RegistryClient } from "../registry/client.js";
+import { pushImage } from "../registry/push.js";
 
 export type OutputSpec =
   | { type: "oci"; dest: string; tar?: boolean }
   | { type: "docker"; dest: string }
+  /** Push every tag to its registry (`--push`). */
+  | { type: "registry" }
   /** Only the local store (tags), which every build also updates. */
   | { type: "image" };
 
@@ -61,8 +66,10 @@ export interface BuildOptions {
   sourceDateEpoch?: number;
   /** Extra labels on the final image (`docker build --label`). */
   labels?: Record<string, string>;
-  /** Registry access for FROM images not in the local store. */
+  /** Where FROM images missing from the local store come from (default: their registry). */
   puller?: ImagePuller;
+  /** Registry client for pulls and pushes (credentials, insecure registries); a default one otherwise. */
+  registryClient?: RegistryClient;
   /** Re-resolve FROM images in the registry even if present locally. */
   pull?: boolean;
   /** Secrets for `RUN --mount=type=secret` (`--secret id=ID,src=FILE`); never stored in a layer or key. */
@@ -298,7 +305,9 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
     file,
   });
   const identity = `${HISTORY_ID_PREFIX}\0${contextDir}\0${dockerfilePath ?? "<inline>"}\0${target.name ?? target.index}\0${platform.os}/${platform.architecture}`;
-  const session = new BuildSession(options, store, model, file, contextDir, dockerfilePath, platform, global, identity, emit);
+  // FROM images missing from the local store come from their registry unless the caller says otherwise.
+  const effective: BuildOptions = options.puller ? options : { ...options, puller: registryPuller(store, { client: options.registryClient ?? new RegistryClient() }) };
+  const session = new BuildSession(effective, store, model, file, contextDir, dockerfilePath, platform, global, identity, emit);
   await session.loadPreviousBuild();
 
   const needed = stagesNeeded(model, target, global, file);
@@ -323,6 +332,17 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   for (const out of options.outputs ?? []) {
     const t0 = Date.now();
     if (out.type === "image") continue;
+    if (out.type === "registry") {
+      if (tags.length === 0) throw new BuildOptionsError("pushing needs at least one tag (-t registry/repo:tag)");
+      const client = options.registryClient ?? new RegistryClient();
+      for (const tag of tags) {
+        emit({ type: "export-start", kind: "registry", dest: tag });
+        const t1 = Date.now();
+        await pushImage(image, store.blobs, tag, { client, ...(options.signal ? { signal: options.signal } : {}) });
+        emit({ type: "export-end", kind: "registry", dest: tag, durationMs: Date.now() - t1 });
+      }
+      continue;
+    }
     emit({ type: "export-start", kind: out.type, dest: out.dest });
     const opts = { names: tags, ...(options.signal ? { signal: options.signal } : {}) };
     if (out.type === "docker") await writeDockerArchive(image, store.blobs, out.dest, opts);

@@ -11,7 +11,7 @@ const ESCAPES: Record<string, string> = {
   "\\f": "\\u000c",
 };
 
-export function goJson(value: unknown): string {
+export function goJson(value: unknown, indent?: number): string {
   // Escape pairs are matched whole so that an escaped backslash followed by "b" is left alone.
-  return JSON.stringify(value).replace(/\\.|[<>&\u2028\u2029]/g, (m) => ESCAPES[m] ?? m);
+  return JSON.stringify(value, null, indent).replace(/\\.|[<>&\u2028\u2029]/g, (m) => ESCAPES[m] ?? m);
 }

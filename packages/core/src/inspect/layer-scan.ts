@@ -8,9 +8,10 @@ import { LayerDiffIdMismatchError } from "./errors.js";
 
 export interface LayerFigures {
   /**
-   * Docker's layer size (what `docker history` and `docker inspect` Size add up): the bytes the unpacked
-   * layer occupies as counted by moby's directory.Size on overlay2 — regular file sizes plus symlink
-   * target lengths, each path once (the last entry wins), hardlinks not counted again.
+   * Docker's layer size (what `docker history` shows and `docker inspect` Size adds up): the content bytes
+   * of the tar's regular-file entries, as moby counts layers built by BuildKit (tar-split payload sizes)
+   * or applied with the naive differ. Layers dockerd pulls or loads onto overlay2 with native diff also
+   * count symlink target lengths (a few kB per image at most); kiln gives one figure for any source.
    */
   size: number;
   /** Length of the uncompressed tar stream. */
@@ -27,11 +28,9 @@ export interface ScanLayerOptions {
   signal?: AbortSignal;
 }
 
-/** Bytes an entry contributes to Docker's layer size. */
+/** Bytes an entry contributes to Docker's layer size: a regular file's content length, else 0. */
 export function entryDiskSize(entry: LayerEntry): number {
-  if (entry.type === "file") return entry.size ?? 0;
-  if (entry.type === "symlink") return Buffer.byteLength(entry.linkname ?? "", "utf8");
-  return 0;
+  return entry.type === "file" ? (entry.size ?? 0) : 0;
 }
 
 export async function scanLayer(blob: NodeJS.ReadableStream, options: ScanLayerOptions = {}): Promise<LayerFigures> {
@@ -60,10 +59,10 @@ export async function scanLayer(blob: NodeJS.ReadableStream, options: ScanLayerO
     })(),
     { objectMode: false },
   );
-  const sizes = new Map<string, number>();
+  let size = 0;
   try {
     for await (const { entry } of readLayerTar(feed, signal ? { signal } : {})) {
-      sizes.set(entry.path, entryDiskSize(entry));
+      size += entryDiskSize(entry);
       options.onEntry?.(entry);
     }
     while (await take()) signal?.throwIfAborted();
@@ -72,7 +71,5 @@ export async function scanLayer(blob: NodeJS.ReadableStream, options: ScanLayerO
   }
   const diffID: Digest = `sha256:${hash.digest("hex")}`;
   if (options.expectedDiffID !== undefined && options.expectedDiffID !== diffID) throw new LayerDiffIdMismatchError(options.expectedDiffID, diffID);
-  let size = 0;
-  for (const s of sizes.values()) size += s;
   return { size, tarSize, diffID };
 }

@@ -41,12 +41,16 @@ const TRANSPORTS: readonly [string, ImageSourceKind][] = [
   ["docker://", "registry"],
 ];
 
-/** Splits `PATH[:name]` the way skopeo does, except that an existing path containing ":" is taken whole. */
+/**
+ * Splits `PATH[:name]` (skopeo's syntax; the name may itself hold colons, as in `app:1`): the shortest
+ * prefix that exists on disk is the path. When none exists, the whole text is the path (and fails later).
+ */
 async function splitPathAndName(rest: string): Promise<{ target: string; name?: string }> {
-  const colon = rest.lastIndexOf(":");
-  if (colon <= 0 || rest.slice(colon + 1).includes("/")) return { target: rest };
-  if (await stat(rest).then(() => true, () => false)) return { target: rest };
-  return { target: rest.slice(0, colon), name: rest.slice(colon + 1) };
+  for (let colon = rest.indexOf(":"); colon > 0; colon = rest.indexOf(":", colon + 1)) {
+    const candidate = rest.slice(0, colon);
+    if (await stat(candidate).then(() => true, () => false)) return { target: candidate, name: rest.slice(colon + 1) };
+  }
+  return { target: rest };
 }
 
 export async function parseImageSpec(spec: string): Promise<ImageSpec> {

@@ -99,3 +99,18 @@ describe("kiln CLI", () => {
     expect(res.code).toBe(0);
   });
 });
+
+describe("kiln build --check", () => {
+  it("flags the seeds' bad ordering and passes the good one", async () => {
+    const dir = path.join(work, "check");
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, "Dockerfile"), "FROM node:20-alpine\nWORKDIR /usr/app\nCOPY ./ ./\nRUN npm install\nCMD [\"npm\", \"start\"]\n");
+    const bad = await kiln(["build", "--check", dir]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain("CopyAllBeforeDependencyInstall - Dockerfile:4");
+    await writeFile(path.join(dir, "Dockerfile"), "FROM node:20-alpine\nWORKDIR /usr/app\nCOPY ./package.json ./\nRUN npm install\nCOPY ./ ./\nCMD [\"npm\", \"start\"]\n");
+    const good = await kiln(["build", "--check", dir]);
+    expect(good.stdout).toContain("Check complete, no warnings found.");
+    expect(good.code).toBe(0);
+  });
+});

@@ -1,8 +1,9 @@
 // `kiln build`: flags and output as `docker build` users expect.
 import { parseArgs } from "node:util";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { build, describeMiss, type BuildOptions, type OutputSpec, type BuildResult } from "@kiln/core";
+import { build, checkDockerfile, describeMiss, formatFindings, type BuildOptions, type OutputSpec, type BuildResult } from "@kiln/core";
+import { loadIgnoreFile } from "@kiln/snapshot";
 import { parseBuildArgs, parseCsvOptions, parseKeyValues, UsageError } from "../options.js";
 import { plainProgress } from "../progress/plain.js";
 
@@ -17,6 +18,8 @@ Options:
       --target STAGE        Build up to this stage
       --no-cache            Do not use the cache
   -o, --output SPEC         type=oci,dest=DIR|FILE.tar | type=docker,dest=FILE.tar | type=registry | type=image (repeatable)
+      --check               Check the Dockerfile (BuildKit's checks and kiln's cache advice) without building;
+                            exit 1 when there are findings
       --push                Push the tags to their registries (same as --output type=registry)
       --pull                Check the registry for newer FROM images even if they are in the local store
       --metadata-file FILE  Write build result metadata (JSON)
@@ -73,6 +76,7 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
       iidfile: { type: "string" },
       secret: { type: "string", multiple: true },
       push: { type: "boolean" },
+      check: { type: "boolean" },
       pull: { type: "boolean" },
       network: { type: "string" },
       parallelism: { type: "string" },
@@ -120,6 +124,8 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
     options.sourceDateEpoch = Number(epoch);
   }
 
+  if (values.check) return runCheck(options, io);
+
   const run = build(options);
   if (progress === "rawjson") run.onEvent((e) => io.stderr(`${JSON.stringify(e)}\n`));
   else if (progress !== "quiet") {
@@ -135,6 +141,23 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
     io.stdout(`${result.imageId}\n`);
   }
   return 0;
+}
+
+/** `--check`: lint instead of building, as `docker build --check` (exit 1 on findings). */
+async function runCheck(options: BuildOptions, io: { stdout: (s: string) => void }): Promise<number> {
+  const contextDir = path.resolve(options.context);
+  const dockerfile = options.dockerfile ?? path.join(contextDir, "Dockerfile");
+  const source = await readFile(dockerfile, "utf8");
+  const file = path.basename(dockerfile);
+  const ignore = await loadIgnoreFile({ contextDir, dockerfile });
+  const { findings } = checkDockerfile(source, {
+    file,
+    ignorePatterns: ignore.patterns,
+    ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
+    ...(options.target ? { target: options.target } : {}),
+  });
+  io.stdout(formatFindings(findings, { file, source }));
+  return findings.length > 0 ? 1 : 0;
 }
 
 /** The --metadata-file document: BuildKit's keys plus kiln's per-step list. */

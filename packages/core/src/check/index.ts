@@ -32,8 +32,8 @@ export interface CheckOptions {
   ignorePatterns?: readonly string[];
   /**
    * The config Env ("K=V") of an external base image, when known (e.g. from a local cache).
-   * Without it, in stages built on external images UndefinedVar only reports near misses of
-   * variables the Dockerfile itself defines.
+   * Without it, in stages built on external images UndefinedVar only reports names that cannot
+   * be the image's: lowercase ones, near misses of the Dockerfile's own variables, a garbled PATH.
    */
   imageEnv?: (image: string) => readonly string[] | undefined;
 }

@@ -2,18 +2,15 @@
 // arguments and platforms, undefined variables, secrets in ARG/ENV, relative WORKDIR, EXPOSE
 // formats, shell-form CMD/ENTRYPOINT, repeated CMD/ENTRYPOINT/HEALTHCHECK, and the COPY/ADD
 // source rules. Nothing is pulled: a stage on an external image has an unknown environment
-// unless `imageEnv` supplies it; there, an undefined variable is only reported when it is a
-// near miss of one the Dockerfile defines (a likely typo).
-import { DockerfileError } from "../dockerfile/errors.js";
-import { AUTOMATIC_PLATFORM_ARGS, GlobalArgScope, type StageEnv } from "../dockerfile/instruction-argscope.js";
-import { InstructionError } from "../dockerfile/instruction-error.js";
+// unless `imageEnv` supplies it; there, only undefined variables that cannot be the image's
+// are reported (see reportableOnUnknownImage).
+import { GlobalArgScope, type StageEnv } from "../dockerfile/instruction-argscope.js";
 import { expandInstruction } from "../dockerfile/instruction-expand.js";
 import type { Instruction, StageInstruction } from "../dockerfile/instructions.js";
-import { expandWord, ShellExpansionError, type EnvLookup } from "../dockerfile/shell-lexer.js";
+import { expandWord, type EnvLookup } from "../dockerfile/shell-lexer.js";
 import { suggest } from "../dockerfile/suggest.js";
-import { InvalidReferenceError, parseReference } from "../image/reference.js";
 import type { CheckContext, Entry, StageView } from "./context.js";
-import { parsePlatformSpec } from "./platform.js";
+import { checkDefaultBaseImages, checkFrom, isExpansionError } from "./rules-from.js";
 import { checkAddInsteadOfCopy, checkIgnoredSources, ignoreMatcher } from "./rules-copy.js";
 import { RULES } from "./rules.js";
 import { splitShellCommands } from "./shell-commands.js";
@@ -33,10 +30,24 @@ interface StageState {
   shellSet: boolean;
   /** ARG names declared in this stage and its base stages (BuildKit's d.buildArgs). */
   declared: Set<string>;
+  /** ENV names this Dockerfile set in this stage and its base stages. */
+  envSet: Set<string>;
 }
 
-const isExpansionError = (err: unknown): boolean =>
-  err instanceof DockerfileError || err instanceof ShellExpansionError || err instanceof InstructionError;
+const sameLetters = (a: string, b: string): boolean => [...a].sort().join("") === [...b].sort().join("");
+
+/**
+ * On a base image whose environment is unknown, an undefined name is reported only when it is
+ * surely not the image's: it has lowercase letters (images define UPPER_CASE variables), it is a
+ * near miss of a variable this Dockerfile defines, or it is PATH with letters swapped ($PAHT).
+ * A near miss of PATH alone is not enough: $GOPATH is one.
+ */
+function reportableOnUnknownImage(name: string, hint: string | undefined, state: StageState): boolean {
+  if (name !== name.toUpperCase()) return true;
+  if (hint === undefined) return false;
+  if (state.declared.has(hint) || state.envSet.has(hint)) return true;
+  return hint === "PATH" && sameLetters(name, hint);
+}
 
 /** Wraps a lookup to note the names that were asked for and not found. */
 function recording(lookup: EnvLookup): { lookup: EnvLookup; unmatched: Set<string> } {
@@ -73,120 +84,28 @@ export function checkDispatch(ctx: CheckContext): void {
     const image = checkFrom(ctx, global, fromKeys, view);
     const baseIndex =
       image === undefined ? -1 : ctx.stages.findIndex((s, i) => i < index && s.stage.name === image.toLowerCase());
-    const base = states[baseIndex];
+    const base = baseIndex >= 0 ? states[baseIndex] : undefined;
     let state: StageState;
     if (base) {
-      state = { ...base, env: global.newStage(base.env), declared: new Set(base.declared) };
+      state = { ...base, env: global.newStage(base.env), declared: new Set(base.declared), envSet: new Set(base.envSet) };
     } else {
       const env = global.newStage();
       const imageEnv = image === "scratch" ? [] : image === undefined ? undefined : ctx.imageEnv?.(image);
       if (imageEnv) env.setImageEnv(imageEnv);
-      if (imageEnv && env.get("PATH") === undefined) env.setEnv("PATH", DEFAULT_PATH);
-      state = { env, known: imageEnv !== undefined, workdirSet: false, shellSet: false, declared: new Set() };
+      // BuildKit always gives a Linux stage a PATH.
+      if (env.get("PATH") === undefined) env.setEnv("PATH", DEFAULT_PATH);
+      state = {
+        env,
+        known: imageEnv !== undefined,
+        workdirSet: false,
+        shellSet: false,
+        declared: new Set(),
+        envSet: new Set(),
+      };
     }
     states[index] = state;
     dispatchStage(ctx, view, state, matcher);
   });
-}
-
-/** UndefinedArgInFrom, RedundantTargetPlatform, FromPlatformFlagConstDisallowed; returns the expanded base. */
-function checkFrom(ctx: CheckContext, global: GlobalArgScope, keys: string[], view: StageView): string | undefined {
-  const instr = view.from.instr;
-  const comments = instr.comments;
-  const undeclared = (unmatched: Set<string>): void => {
-    for (const name of unmatched) {
-      if (keys.includes(name)) continue;
-      const hint = suggest(name, keys, true);
-      ctx.collector.report({
-        rule: RULES.UndefinedArgInFrom,
-        range: instr.range,
-        message: `FROM argument '${name}' is not declared${hint ? ` (did you mean ${hint}?)` : ""}`,
-        fix: hint ? `Use $${hint}, or declare ARG ${name}=<default> before the first FROM.` : `Declare ARG ${name}=<default> before the first FROM.`,
-        comments,
-      });
-    }
-  };
-  let image: string | undefined;
-  try {
-    const r = expandWord(instr.image, global.lookup(), { escapeToken: ctx.escapeToken });
-    undeclared(r.unmatched);
-    image = r.result;
-  } catch (err) {
-    if (!isExpansionError(err)) throw err;
-  }
-  if (instr.platform !== undefined) {
-    try {
-      const r = expandWord(instr.platform, global.lookup(), { escapeToken: ctx.escapeToken });
-      undeclared(r.unmatched);
-      if (r.matched.size === 1 && r.unmatched.size === 0 && r.matched.has("TARGETPLATFORM") && r.result === global.get("TARGETPLATFORM")) {
-        ctx.collector.report({
-          rule: RULES.RedundantTargetPlatform,
-          range: instr.range,
-          message: `Setting platform to predefined ${instr.platform} in FROM is redundant as this is the default behavior`,
-          fix: `Drop --platform=${instr.platform}: stages are built for the target platform anyway.`,
-          comments,
-        });
-      }
-      const p = r.matched.size === 0 && r.unmatched.size === 0 ? parsePlatformSpec(r.result) : undefined;
-      const name = instr.stageName ?? "";
-      if (p && !name.includes(p.os) && !name.includes(p.architecture)) {
-        ctx.collector.report({
-          rule: RULES.FromPlatformFlagConstDisallowed,
-          range: instr.range,
-          message: `FROM --platform flag should not use constant value ${JSON.stringify(r.result)}`,
-          fix: "Drop --platform (pass --platform to the build instead), use $BUILDPLATFORM for build tools, or name the stage after the platform (e.g. AS build-amd64).",
-          comments,
-        });
-      }
-    } catch (err) {
-      if (!isExpansionError(err)) throw err;
-    }
-  }
-  return image;
-}
-
-/** InvalidDefaultArgInFrom: base names must stay valid with the meta ARGs' defaults alone. */
-function checkDefaultBaseImages(ctx: CheckContext): void {
-  const automatic = new Map<string, string>();
-  for (const key of AUTOMATIC_PLATFORM_ARGS) {
-    const v = ctx.buildArgs.get(key);
-    if (v !== undefined) automatic.set(key, v);
-  }
-  let scope: GlobalArgScope;
-  try {
-    scope = GlobalArgScope.forModel(ctx.model, { buildArgs: automatic, escapeToken: ctx.escapeToken, file: ctx.file });
-  } catch (err) {
-    if (isExpansionError(err)) return;
-    throw err;
-  }
-  for (const { from } of ctx.stages) {
-    let name: string;
-    try {
-      name = expandWord(from.instr.image, scope.lookup(), { escapeToken: ctx.escapeToken }).result;
-    } catch (err) {
-      if (isExpansionError(err)) return;
-      throw err;
-    }
-    if (validImageName(name)) continue;
-    ctx.collector.report({
-      rule: RULES.InvalidDefaultArgInFrom,
-      range: from.instr.range,
-      message: `Default value for ARG ${from.instr.image} results in empty or invalid base image name`,
-      fix: "Give the ARGs used in this FROM defaults that make a valid image name (e.g. ARG VERSION=latest), so the Dockerfile builds without --build-arg.",
-      comments: from.instr.comments,
-    });
-  }
-}
-
-function validImageName(name: string): boolean {
-  if (name === "" || /\s/.test(name)) return false;
-  try {
-    parseReference(name);
-    return true;
-  } catch (err) {
-    if (err instanceof InvalidReferenceError) return false;
-    throw err;
-  }
 }
 
 function dispatchStage(
@@ -205,9 +124,7 @@ function dispatchStage(
       for (const name of rec.unmatched) {
         if (state.declared.has(name) || NON_ENV_ARGS.has(name)) continue;
         const hint = suggest(name, keys, true);
-        // On an unknown base image only a near miss of a variable this Dockerfile defines is
-        // reported: anything else may come from the image.
-        if (!state.known && hint === undefined) continue;
+        if (!state.known && !reportableOnUnknownImage(name, hint, state)) continue;
         ctx.collector.report({
           rule: RULES.UndefinedVar,
           range: instr.range,
@@ -258,6 +175,7 @@ function dispatchStage(
         for (const p of expanded.env) {
           secret(ctx, "ENV", p.key, instr);
           state.env.setEnv(p.key, p.value);
+          state.envSet.add(p.key);
         }
         break;
       case "workdir":

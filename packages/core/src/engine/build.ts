@@ -100,6 +100,8 @@ export interface BuildResult {
   image: ImageArtifact;
   tags: string[];
   steps: StepReport[];
+  /** One entry per pushed tag: blobs uploaded, mounted from another repository, or already there. */
+  pushed: { tag: string; digest: Digest; uploaded: number; mounted: number; skipped: number }[];
   durationMs: number;
 }
 
@@ -329,6 +331,7 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   for (const tag of tags) await store.tags.set(tag, image.manifestDescriptor);
   await store.history.record(identity, session.stepKeys.map(({ key, description }) => ({ key, description })), options.signal ? { signal: options.signal } : {});
 
+  const pushed: BuildResult["pushed"] = [];
   for (const out of options.outputs ?? []) {
     const t0 = Date.now();
     if (out.type === "image") continue;
@@ -338,7 +341,8 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
       for (const tag of tags) {
         emit({ type: "export-start", kind: "registry", dest: tag });
         const t1 = Date.now();
-        await pushImage(image, store.blobs, tag, { client, ...(options.signal ? { signal: options.signal } : {}) });
+        const r = await pushImage(image, store.blobs, tag, { client, ...(options.signal ? { signal: options.signal } : {}) });
+        pushed.push({ tag, digest: r.digest, uploaded: r.uploaded.length, mounted: r.mounted.length, skipped: r.skipped.length });
         emit({ type: "export-end", kind: "registry", dest: tag, durationMs: Date.now() - t1 });
       }
       continue;
@@ -352,7 +356,7 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   }
   const durationMs = Date.now() - started;
   emit({ type: "build-end", imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, durationMs });
-  return { imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, image, tags, steps: session.steps, durationMs };
+  return { imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, image, tags, steps: session.steps, pushed, durationMs };
 }
 
 function selectTarget(model: DockerfileModel, target: string | undefined, file: string): Stage {

@@ -183,3 +183,37 @@ RUN cat /app/app.txt /app/trigger > /app/both
     expect(paths).toEqual(expect.arrayContaining(["app/app.txt", "app/trigger", "app/both"]));
   });
 });
+
+describe("RUN drivers and executors", () => {
+  const dockerfile = `${PRELUDE}
+FROM busybox AS data
+RUN mkdir -p /data && echo from-stage > /data/value
+
+FROM busybox
+RUN echo one > /a && mkdir /d && echo two > /d/b && ln -s /a /link
+RUN rm /a && rm -rf /d && mkdir /d && echo three > /d/c
+RUN --mount=type=bind,from=data,source=/data,target=/mnt cp /mnt/value /copied
+`;
+
+  async function layerSet(options: Partial<BuildOptions>): Promise<string[]> {
+    const ctx = await context(dockerfile);
+    const { result } = await run(ctx, { ...options, noCache: true, sourceDateEpoch: 1 });
+    const out: string[] = [];
+    for (const [i, l] of result.image.manifest.layers.entries()) {
+      for await (const { entry, body } of readLayerTar(store.blobs.createReadStream(l.digest))) {
+        body.resume();
+        out.push(`${i} ${entry.type} ${entry.path} ${entry.mode.toString(8)} ${entry.uid}:${entry.gid} ${entry.linkname ?? ""}`);
+      }
+    }
+    return out;
+  }
+
+  it("the copy driver and the runc executor produce exactly the overlay driver's layers", async () => {
+    const overlay = await layerSet({ rootfsDriver: "overlay" });
+    expect(overlay.some((l) => l.includes(" copied "))).toBe(true);
+    expect(overlay.some((l) => l.includes(".wh..wh..opq"))).toBe(true);
+    expect(await layerSet({ rootfsDriver: "copy" })).toEqual(overlay);
+    requireTool("runc");
+    expect(await layerSet({ rootfsDriver: "overlay", executor: "runc" })).toEqual(overlay);
+  });
+});

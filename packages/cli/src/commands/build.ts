@@ -32,6 +32,8 @@ Options:
       --secret id=ID,src=FILE  Expose a secret file to RUN --mount=type=secret (never stored in the image)
       --network MODE        Network for RUN steps: host (default) | none
       --parallelism N       Independent stages built at once (default: number of cores)
+      --executor NAME       What runs RUN steps: embedded (default, Linux namespaces) | runc
+      --rootfs-driver NAME  RUN's root filesystem: auto (default) | overlay | copy
   -q, --quiet               Print only the image ID
 `;
 
@@ -80,6 +82,8 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
       pull: { type: "boolean" },
       network: { type: "string" },
       parallelism: { type: "string" },
+      executor: { type: "string" },
+      "rootfs-driver": { type: "string" },
       quiet: { type: "boolean", short: "q" },
       help: { type: "boolean", short: "h" },
     },
@@ -112,6 +116,15 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
   if (values.network !== undefined) {
     if (values.network !== "host" && values.network !== "none" && values.network !== "default") throw new UsageError(`--network: unsupported mode "${values.network}" (host, none)`);
     options.network = values.network === "none" ? "none" : "host";
+  }
+  if (values.executor !== undefined) {
+    if (values.executor !== "embedded" && values.executor !== "runc") throw new UsageError(`--executor: unknown "${values.executor}" (embedded, runc)`);
+    options.executor = values.executor;
+  }
+  const driver = values["rootfs-driver"];
+  if (driver !== undefined) {
+    if (driver !== "auto" && driver !== "overlay" && driver !== "copy") throw new UsageError(`--rootfs-driver: unknown "${driver}" (auto, overlay, copy)`);
+    options.rootfsDriver = driver;
   }
   if (values.parallelism !== undefined) {
     const n = Number(values.parallelism);

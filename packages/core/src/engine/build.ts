@@ -4,11 +4,12 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { CacheKeyInputs } from "@kiln/cache";
-import { BuildContext, mountOverlay, unmount } from "@kiln/snapshot";
+import { BuildContext, mountOverlay, probeOverlay, unmount, type RootfsDriver } from "@kiln/snapshot";
 import { parseDockerfile } from "../dockerfile/parser.js";
 import { modelFromAst, findStage, type DockerfileModel, type Stage } from "../dockerfile/stages.js";
 import { GlobalArgScope, type StageEnv } from "../dockerfile/instruction-argscope.js";
 import { expandInstruction } from "../dockerfile/instruction-expand.js";
+import { parseRunMount } from "../dockerfile/instruction-mounts.js";
 import { parseInstructions, type AddInstruction, type CopyInstruction, type Instruction, type StageInstruction } from "../dockerfile/instructions.js";
 import { DockerfileError } from "../dockerfile/errors.js";
 import { ShellExpansionError } from "../dockerfile/shell-lexer.js";
@@ -74,6 +75,10 @@ export interface BuildOptions {
   pull?: boolean;
   /** Secrets for `RUN --mount=type=secret` (`--secret id=ID,src=FILE`); never stored in a layer or key. */
   secrets?: SecretSource[];
+  /** RUN's root filesystem: "overlay", "copy" (no overlayfs needed), or "auto" (default: overlay if it mounts). */
+  rootfsDriver?: RootfsDriver | "auto";
+  /** What runs RUN commands: kiln's embedded namespaces launcher (default) or runc. */
+  executor?: "embedded" | "runc";
   /** How many independent stages may build at once (default: the number of cores). */
   parallelism?: number;
   /** Network for RUN steps without `--network`: "host" (default) or "none". */
@@ -216,6 +221,20 @@ class BuildSession {
       this.sourceFs.set(id, ctx);
     }
     return ctx;
+  }
+
+  private driverPromise: Promise<RootfsDriver> | undefined;
+
+  /** The rootfs driver for RUN: as asked, or (auto) overlay when it mounts here, else copies. Probed once. */
+  rootfsDriver(): Promise<RootfsDriver> {
+    const wanted = this.options.rootfsDriver ?? "auto";
+    if (wanted !== "auto") return Promise.resolve(wanted);
+    this.driverPromise ??= (async () => {
+      const dir = path.join(this.store.root, "run");
+      await mkdir(dir, { recursive: true });
+      return (await probeOverlay(dir)).ok ? "overlay" : "copy";
+    })();
+    return this.driverPromise;
   }
 
   async release(): Promise<void> {
@@ -375,8 +394,8 @@ function stagesNeeded(model: DockerfileModel, target: Stage, global: GlobalArgSc
     const base = baseStage(model, stage, global, file);
     if (base) visit(base);
     for (const instr of stage.instructions) {
-      if (instr.kind === "copy" && instr.from !== undefined) {
-        const dep = findStage(model.stages.slice(0, stage.index), instr.from);
+      for (const ref of stageRefsOf(instr)) {
+        const dep = findStage(model.stages.slice(0, stage.index), ref);
         if (dep) visit(dep);
       }
     }
@@ -385,14 +404,23 @@ function stagesNeeded(model: DockerfileModel, target: Stage, global: GlobalArgSc
   return model.stages.filter((s) => needed.has(s.index));
 }
 
+/** What an instruction reads from other stages or images: COPY --from and RUN --mount=from=. */
+function stageRefsOf(instr: StageInstruction): string[] {
+  if (instr.kind === "copy") return instr.from !== undefined ? [instr.from] : [];
+  if (instr.kind !== "run") return [];
+  // `from=` cannot use variables (BuildKit refuses it), so the unexpanded specs are enough here.
+  const mounts = instr.mounts ?? instr.mountSpecs.map((spec) => parseRunMount(spec));
+  return mounts.flatMap((m) => (m.from !== undefined ? [m.from] : []));
+}
+
 /** Stages a stage waits for: its base stage and the stages it copies from. */
 function stageDependencies(model: DockerfileModel, stage: Stage, global: GlobalArgScope, file: string): Stage[] {
   const deps: Stage[] = [];
   const base = baseStage(model, stage, global, file);
   if (base) deps.push(base);
   for (const instr of stage.instructions) {
-    if (instr.kind === "copy" && instr.from !== undefined) {
-      const dep = findStage(model.stages.slice(0, stage.index), instr.from);
+    for (const ref of stageRefsOf(instr)) {
+      const dep = findStage(model.stages.slice(0, stage.index), ref);
       if (dep && !deps.includes(dep)) deps.push(dep);
     }
   }
@@ -678,6 +706,9 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
         contextDir: session.contextDir,
         secrets: new Map((session.options.secrets ?? []).map((sec) => [sec.id, sec])),
         defaultNetwork: session.options.network ?? "host",
+        driver: await session.rootfsDriver(),
+        executor: session.options.executor ?? "embedded",
+        resolveFrom: async (from) => (await session.imageSource(await copyFromLayers(session, ctx.stage, from))).root,
         ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
         onOutput: (stream, data) => session.emit({ type: "step-log", step: ctx.ref, stream, data }),
         ...(session.signal ? { signal: session.signal } : {}),

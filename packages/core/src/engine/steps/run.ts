@@ -1,9 +1,9 @@
 // RUN: stack the image's unpacked layers under a fresh overlay upper dir, run the command in the
 // sandbox, and turn what changed into the next layer.
-import { chmod, chown, copyFile, lstat, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { chmod, chown, copyFile, cp, lstat, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { createHash } from "node:crypto";
-import { diffOverlayUpper, runInSandbox, type LayerEntry, type SandboxMount } from "@kiln/snapshot";
+import { createRootfs, runInSandbox, type LayerEntry, type Rootfs, type RootfsDriver, type SandboxMount } from "@kiln/snapshot";
 import type { RunInstruction, RunMount } from "../../dockerfile/instructions.js";
 import type { ImageConfig, LayerDescriptor } from "../../image/oci.js";
 import { envWithDefaultPath, shellOf } from "../image-config.js";
@@ -46,6 +46,12 @@ export interface RunStepOptions {
   secrets: Map<string, SecretSource>;
   /** The build-wide default for `--network` ("host" unless the build says otherwise). */
   defaultNetwork: "host" | "none";
+  /** How the rootfs is made: overlayfs, or copies where overlay cannot mount. */
+  driver: RootfsDriver;
+  /** What runs the command: kiln's own namespaces launcher, or runc from an OCI runtime spec. */
+  executor: "embedded" | "runc";
+  /** The merged filesystem of a stage or image, for `--mount=from=` (bind and cache). */
+  resolveFrom: (from: string) => Promise<string>;
   sourceDateEpoch?: number;
   onOutput: (stream: "stdout" | "stderr", data: string) => void;
   signal?: AbortSignal;
@@ -72,10 +78,6 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
   for (const layer of opts.layers) lowerDirs.unshift(await opts.unpacked.ensure(layer, signal));
   await mkdir(opts.workRoot, { recursive: true });
   const work = await mkdtemp(path.join(opts.workRoot, "run-"));
-  const upperDir = path.join(work, "upper");
-  const workDir = path.join(work, "work");
-  const rootfs = path.join(work, "rootfs");
-  await Promise.all([mkdir(upperDir), mkdir(workDir), mkdir(rootfs)]);
   // The last lines of output, for the error message; a line may arrive split across chunks.
   const tail: string[] = [];
   let partial = "";
@@ -85,19 +87,20 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
     for (const line of lines) if (line !== "") tail.push(line);
     while (tail.length > TAIL_LINES) tail.shift();
   };
+  let rootfs: Rootfs | undefined;
   try {
     const { mounts, extraEnv } = await prepareMounts(instr.mounts ?? [], opts, work);
+    rootfs = await createRootfs({ driver: opts.driver, lowerDirs, dir: path.join(work, "rootfs"), mounts, ...(signal ? { signal } : {}) });
     const args = runArgs(instr, config);
     const result = await runInSandbox({
-      rootfs,
-      overlay: { lowerDirs, upperDir, workDir },
+      ...rootfs.sandbox,
       args,
       env: envWithDefaultPath([...opts.env, ...extraEnv]),
       cwd: config.config?.WorkingDir || "/",
       user: { uid: opts.user.uid, gid: opts.user.gid, additionalGids: opts.user.additionalGids },
       network: instr.network === "none" ? "none" : instr.network === "host" ? "host" : opts.defaultNetwork,
       hostname: "buildkitsandbox", // what BuildKit's RUN sees
-
+      executor: opts.executor,
       mounts,
       stdout: (chunk) => {
         const text = chunk.toString("utf8");
@@ -121,13 +124,14 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
         [...tail],
       );
     }
-    const entries = await diffOverlayUpper(upperDir, { lowerDirs, ...(signal ? { signal } : {}) });
+    const entries = await rootfs.diff(signal ? { signal } : {});
     await addRuntimeMountPoints(entries, lowerDirs, opts.sourceDateEpoch);
     return await writeLayerToStore(opts.blobs, entries, {
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
       ...(signal ? { signal } : {}),
     });
   } finally {
+    await rootfs?.dispose();
     await rm(work, { recursive: true, force: true });
   }
 }
@@ -160,32 +164,35 @@ async function prepareMounts(mounts: RunMount[], opts: RunStepOptions, work: str
   for (const m of mounts) {
     switch (m.type) {
       case "cache": {
-        if (m.from !== undefined) throw new Error("--mount=type=cache,from= is not supported yet");
         const target = m.target!;
         const id = m.id ?? target;
         const dir = path.join(opts.cacheMountRoot, createHash("sha256").update(id).digest("hex").slice(0, 32));
+        await mkdir(opts.cacheMountRoot, { recursive: true });
+        let created = true;
         try {
-          await mkdir(dir, { recursive: false });
+          await mkdir(dir);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+          created = false;
+        }
+        if (created) {
+          // A new cache starts empty, or with a copy of `from`'s `source` (BuildKit seeds it the same way).
+          if (m.from !== undefined) {
+            const seed = path.join(await opts.resolveFrom(m.from), path.posix.normalize(`/${m.source ?? "/"}`));
+            await cp(seed, dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+          }
           await chmod(dir, m.mode ?? 0o755);
           await chown(dir, m.uid ?? 0, m.gid ?? 0);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
-            await mkdir(opts.cacheMountRoot, { recursive: true });
-            await mkdir(dir, { recursive: true });
-            await chmod(dir, m.mode ?? 0o755);
-            await chown(dir, m.uid ?? 0, m.gid ?? 0);
-          }
         }
         out.push({ type: "bind", source: dir, target, readonly: m.readOnly });
         break;
       }
       case "bind": {
-        if (m.from !== undefined) throw new Error("--mount=type=bind,from= is not supported yet");
-        const source = path.join(opts.contextDir, path.posix.normalize(`/${m.source ?? "/"}`));
+        const root = m.from !== undefined ? await opts.resolveFrom(m.from) : opts.contextDir;
+        const source = path.join(root, path.posix.normalize(`/${m.source ?? "/"}`));
         // A read-write bind of the context must not change the context: bind a scratch copy instead.
         if (!m.readOnly) {
           const copy = path.join(work, `bind-${out.length}`);
-          const { cp } = await import("node:fs/promises");
           await cp(source, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
           out.push({ type: "bind", source: copy, target: m.target!, readonly: false });
         } else out.push({ type: "bind", source, target: m.target!, readonly: true });
@@ -207,7 +214,6 @@ async function prepareMounts(mounts: RunMount[], opts: RunStepOptions, work: str
         await chmod(file, m.mode ?? 0o400);
         await chown(file, m.uid ?? 0, m.gid ?? 0);
         if (m.env !== undefined) {
-          const { readFile } = await import("node:fs/promises");
           extraEnv.push(`${m.env}=${(await readFile(secret.src, "utf8")).replace(/\n$/, "")}`);
         }
         if (m.target !== undefined || m.env === undefined) out.push({ type: "bind", source: file, target: m.target ?? `/run/secrets/${id}`, readonly: true });

@@ -90,3 +90,20 @@ describe("seed scenarios", () => {
     expect(clean?.size).toBe(0);
   }, 1_800_000);
 });
+
+describe("multi-stage example", () => {
+  it("the runtime image gets only the artifact and is far smaller than the build stage", async () => {
+    const base = await ensureDebianImage();
+    const ctx = path.join(repo, "examples/multi-stage");
+    const buildArgs = { BASE: base };
+    const toolchain = await build({ context: ctx, store, target: "build", buildArgs }).result;
+    const runtime = await build({ context: ctx, store, tags: ["hello-slim:seed"], buildArgs, outputs: [{ type: "docker", dest: path.join(work, "slim.tar") }] }).result;
+    const size = (r: typeof runtime) => r.image.manifest.layers.reduce((sum, l) => sum + l.size, 0);
+    expect(runtime.image.manifest.layers).toHaveLength(1);
+    expect(size(runtime)).toBeLessThan(2_000_000);
+    expect(size(toolchain)).toBeGreaterThan(30 * size(runtime));
+    await docker(["load", "-i", path.join(work, "slim.tar")]);
+    expect(await docker(["run", "--rm", "--network", "none", "hello-slim:seed"])).toBe("hello from a slim image built by kiln\n");
+    await docker(["rmi", "hello-slim:seed"]);
+  }, 1_800_000);
+});

@@ -151,3 +151,33 @@ describe("build engine: COPY and metadata steps", () => {
     await expect(f.build()).rejects.toThrow("Dockerfile:2: unknown instruction: COPPY (did you mean COPY?)");
   });
 });
+
+describe("COPY --exclude and --link", () => {
+  let f: Fixture;
+  beforeEach(async () => {
+    f = await makeFixture({ "app/main.js": "main\n", "app/debug.log": "log\n", "app/sub/trace.log": "t\n", "app/sub/x.js": "x\n", "base.txt": "1\n" });
+  });
+  afterEach(async () => f.cleanup());
+
+  it("--exclude leaves matching files out of the layer and the key", async () => {
+    await f.write("Dockerfile", "FROM scratch\nCOPY --exclude=*.log --exclude=**/*.log app/ /app/\n");
+    const first = await f.build();
+    const files = await layerFiles(f, first.result.image.manifest.layers[0]!.digest);
+    expect([...files.keys()].sort()).toEqual(["app", "app/main.js", "app/sub", "app/sub/x.js"]);
+    // Editing an excluded file does not touch the cache.
+    await f.write("app/debug.log", "more\n");
+    const second = await f.build();
+    expect(stepEnds(second.events).every((e) => e.cached)).toBe(true);
+  });
+
+  it("a --link layer is reused when the layers below it change", async () => {
+    await f.write("Dockerfile", "FROM scratch\nCOPY base.txt /base.txt\nCOPY --link app/ /app/\n");
+    const first = await f.build();
+    await f.write("base.txt", "2\n");
+    const second = await f.build();
+    const link = stepEnds(second.events).find((e) => e.step.instruction === "COPY --link app/ /app/");
+    expect(link?.cached).toBe(true);
+    expect(second.result.image.manifest.layers[1]!.digest).toBe(first.result.image.manifest.layers[1]!.digest);
+    expect(second.result.image.manifest.layers[0]!.digest).not.toBe(first.result.image.manifest.layers[0]!.digest);
+  });
+});

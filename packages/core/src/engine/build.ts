@@ -735,6 +735,18 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   }
   let created = record?.result.created ?? nowIso();
   let miss: MissReason | undefined;
+  // COPY --link makes a layer that does not depend on what is below it, so it is also cached by a key
+  // without the parent: a rebuilt base does not force the copy again (BuildKit's rebase-friendly layers).
+  const linkKey = linkLayerKey(expanded, instructionKey, buildArgs, filesDigest, state.config.config?.WorkingDir);
+  if (!cached && linkKey && !session.options.noCache) {
+    const linked = await session.store.cache.get<StepRecordResult>(linkKey);
+    if (linked?.result.layer && (await session.store.blobs.has(linked.result.layer.digest))) {
+      cached = true;
+      layer = linked.result.layer;
+      created = linked.result.created;
+      await session.store.cache.put({ key, parent: ctx.key, inputs, result: { layer, created }, blobs: [layer.digest] });
+    }
+  }
   if (!cached) {
     if (session.options.noCache) miss = { kind: "no-cache" };
     else if (ctx.missedBefore) miss = { kind: "parent-changed" };
@@ -749,6 +761,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     const recordInputs: CacheKeyInputs = filesIndex ? { ...inputs, filesIndex } : inputs;
     const result: StepRecordResult = layer ? { layer, created } : { created };
     await session.store.cache.put({ key, parent: ctx.key, inputs: recordInputs, result, blobs: layer ? [layer.digest] : [] });
+    if (linkKey) await session.store.cache.put({ key: linkKey, parent: null, inputs: recordInputs, result, blobs: layer ? [layer.digest] : [] });
   } else {
     await session.store.cache.touch(key);
   }
@@ -818,6 +831,17 @@ function onbuildTriggers(triggers: string[], file: string, stage: Stage): StageI
     }
   }
   return out;
+}
+
+/**
+ * The parent-independent key of a `COPY --link` layer, or undefined when the copy cannot be linked
+ * (BuildKit links only without --chmod; a --chown by name depends on the base's /etc/passwd).
+ */
+function linkLayerKey(instr: StageInstruction, instructionKey: string, buildArgs: Record<string, string>, files: string | undefined, workdir: string | undefined): Digest | undefined {
+  if ((instr.kind !== "copy" && instr.kind !== "add") || !instr.link || files === undefined) return undefined;
+  if (instr.chmod !== undefined) return undefined;
+  if (instr.chown !== undefined && !/^[0-9]+(:[0-9]+)?$/.test(instr.chown)) return undefined;
+  return stepCacheKey({ parent: null, instruction: instructionKey, buildArgs, files, extra: { link: "1", workdir: workdir ?? "/" } });
 }
 
 /** BuildKit's history text for COPY/ADD: the keyword, --parents/--chown/--chmod, sources, destination. */

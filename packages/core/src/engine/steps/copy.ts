@@ -91,7 +91,10 @@ export async function resolveContextSources(
   const urls = instr.sources.filter(isUrl);
   if (urls.length > 0 && instr.kind === "copy") throw new CopySourceError("source can't be a URL for COPY");
   const digested = await ctx.digestSources(localSources);
-  const hash = createHash("sha256").update(digested.digest);
+  let paths = digested.paths;
+  let sourcesDigest = digested.digest;
+  if (instr.excludes.length > 0) ({ paths, digest: sourcesDigest } = withoutExcluded(ctx, localSources, digested.paths, instr.excludes));
+  const hash = createHash("sha256").update(sourcesDigest);
   for (const c of instr.contents) hash.update(`\0heredoc\0${c.path}\0${c.data}`);
   for (const u of urls) hash.update(`\0url\0${u}`);
   if (instr.excludes.length > 0) hash.update(`\0exclude\0${JSON.stringify(instr.excludes)}`);
@@ -100,7 +103,7 @@ export async function resolveContextSources(
   const unpack = instr.kind === "add" && (instr.unpack ?? true);
   return {
     digest: `sha256:${hash.digest("hex")}`,
-    paths: digested.paths,
+    paths,
     async load(signal) {
       const cleanups: string[] = [];
       const sources: CopySource[] = [];
@@ -132,6 +135,27 @@ export async function resolveContextSources(
       };
     },
   };
+}
+
+/** Digest and per-path digests of the sources minus what `--exclude` leaves out (relative to each source). */
+function withoutExcluded(ctx: BuildContext, sources: string[], all: Record<string, string>, excludes: string[]): { paths: Record<string, string>; digest: string } {
+  const paths: Record<string, string> = {};
+  const h = createHash("sha256").update("kiln-sources-excluded-v1\0");
+  for (const r of ctx.resolveSources(sources)) {
+    for (const m of r.matches) {
+      const self = all[m.resolvedPath];
+      if (self !== undefined) paths[m.resolvedPath] = self;
+      h.update(`${r.path}\0${m.name}\0${self ?? ""}\0`);
+      for (const c of m.contents) {
+        if (isExcludedBy(c.relPath, excludes)) continue;
+        const d = all[c.entry.path];
+        if (d === undefined) continue;
+        paths[c.entry.path] = d;
+        h.update(`${c.relPath}\0${d}\0`);
+      }
+    }
+  }
+  return { paths, digest: `sha256:${h.digest("hex")}` };
 }
 
 /** ADD of a local tar (plain, gzip, bzip2, xz) extracts it; anything else is copied as it is. */

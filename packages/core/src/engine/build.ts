@@ -19,7 +19,7 @@ import { formatReference, parseReference } from "../image/reference.js";
 import type { ImageArtifact } from "../output/image-artifact.js";
 import { writeDockerArchive } from "../output/docker-archive.js";
 import { writeOciLayoutDir, writeOciLayoutTar } from "../output/oci-layout.js";
-import { resolveBaseImage, type ImagePuller } from "./base-image.js";
+import { resolveBaseImage, type ImagePuller, type ResolvedBase } from "./base-image.js";
 import { stepCacheKey, canonicalJson, sha256Digest } from "./cache-key.js";
 import { BuildOptionsError, BuildStepError } from "./errors.js";
 import { EventQueue } from "./event-queue.js";
@@ -224,6 +224,26 @@ class BuildSession {
   }
 
   private driverPromise: Promise<RootfsDriver> | undefined;
+  private readonly bases = new Map<string, Promise<ResolvedBase>>();
+
+  /**
+   * An image named by FROM or COPY --from, resolved once per build (with --pull, checked against its
+   * registry once), so every stage that names it sees the same digest.
+   */
+  baseImage(name: string): Promise<ResolvedBase> {
+    const key = formatReference(parseReference(name));
+    let base = this.bases.get(key);
+    if (!base) {
+      base = resolveBaseImage(this.store, name, {
+        platform: this.platform,
+        ...(this.options.puller ? { puller: this.options.puller } : {}),
+        ...(this.options.pull ? { pull: true } : {}),
+        ...(this.signal ? { signal: this.signal } : {}),
+      });
+      this.bases.set(key, base);
+    }
+    return base;
+  }
 
   /** The rootfs driver for RUN: as asked, or (auto) overlay when it mounts here, else copies. Probed once. */
   rootfsDriver(): Promise<RootfsDriver> {
@@ -513,12 +533,7 @@ async function runStage(session: BuildSession, stage: Stage, order: number): Pro
   } else {
     let base;
     try {
-      base = await resolveBaseImage(store, image, {
-        platform: session.platform,
-        ...(session.options.puller ? { puller: session.options.puller } : {}),
-        ...(session.options.pull ? { pull: true } : {}),
-        ...(session.signal ? { signal: session.signal } : {}),
-      });
+      base = await session.baseImage(image);
     } catch (err) {
       throw new BuildStepError(file, fromRef, (err as Error).message, { cause: err });
     }
@@ -809,12 +824,7 @@ async function copyFromLayers(session: BuildSession, stage: Stage, from: string)
     return result.state.layers;
   }
   if (/^[0-9]+$/.test(from)) throw new Error(`invalid stage index ${from}: only earlier stages can be copied from`);
-  const base = await resolveBaseImage(session.store, from, {
-    platform: session.platform,
-    ...(session.options.puller ? { puller: session.options.puller } : {}),
-    ...(session.signal ? { signal: session.signal } : {}),
-  });
-  return base.layers;
+  return (await session.baseImage(from)).layers;
 }
 
 /** Parses a base image's ONBUILD triggers into instructions (BuildKit refuses ONBUILD, FROM and MAINTAINER there). */

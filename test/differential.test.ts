@@ -217,4 +217,23 @@ ENTRYPOINT ["/bin/busybox"]
     expect(await compareContext(context, { buildArgs: { MESSAGE: "hello" } })).toEqual([]);
     expect(await compareContext(context, { target: "middle" })).toEqual([]);
   });
+
+  it("ARG in FROM lines, redeclared ARGs and ONBUILD triggers", async () => {
+    const dockerfile = `ARG STAGE=busybox
+ARG GREETING=hi
+${BUSYBOX_PRELUDE}
+FROM \${STAGE} AS parent
+ONBUILD RUN echo "triggered in child" > /onbuild.txt
+ONBUILD ENV FROM_TRIGGER=yes
+RUN echo parent > /parent.txt
+
+FROM parent AS child
+ARG GREETING
+RUN echo "\$GREETING" > /greeting.txt
+`;
+    const context = await makeContext(dockerfile, {});
+    await copyFile(requireTool("busybox"), path.join(context, "busybox"));
+    expect(await compareContext(context, { buildArgs: { GREETING: "hello" } })).toEqual([]);
+  });
 });
+

@@ -6,6 +6,7 @@ import { build, checkDockerfile, describeMiss, formatFindings, type BuildOptions
 import { loadIgnoreFile } from "@kiln/snapshot";
 import { parseBuildArgs, parseCsvOptions, parseKeyValues, UsageError } from "../options.js";
 import { plainProgress } from "../progress/plain.js";
+import { supportsTtyProgress, ttyProgress } from "../progress/tty.js";
 
 export const BUILD_USAGE = `Usage: kiln build [OPTIONS] CONTEXT
 
@@ -140,12 +141,24 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
   if (values.check) return runCheck(options, io);
 
   const run = build(options);
-  if (progress === "rawjson") run.onEvent((e) => io.stderr(`${JSON.stringify(e)}\n`));
-  else if (progress !== "quiet") {
+  const mode = progress === "auto" ? (supportsTtyProgress() ? "tty" : "plain") : progress;
+  let tty: ReturnType<typeof ttyProgress> | undefined;
+  if (mode === "rawjson") run.onEvent((e) => io.stderr(`${JSON.stringify(e)}\n`));
+  else if (mode === "tty") {
+    const view = ttyProgress({ explain: values.explain ?? false, write: io.stderr });
+    tty = view;
+    run.onEvent((e) => view.onEvent(e));
+  } else if (mode === "plain") {
     const onEvent = plainProgress({ explain: values.explain ?? false, write: (line) => io.stderr(`${line}\n`) });
     run.onEvent(onEvent);
   }
-  const result: BuildResult = await run.result;
+  let result: BuildResult;
+  try {
+    result = await run.result;
+  } finally {
+    // The final frame must be drawn before anything else reaches the terminal (errors included).
+    tty?.stop();
+  }
   if (values["metadata-file"]) await writeFile(values["metadata-file"], `${JSON.stringify(buildMetadata(result), null, 2)}\n`);
   if (values.iidfile) await writeFile(values.iidfile, result.imageId);
   if (progress === "quiet") io.stdout(`${result.imageId}\n`);

@@ -15,3 +15,20 @@ export { TagStore, InvalidTagError, tagFileName, type TagDescriptor, type TagEnt
 export { acquireFileLock, withFileLock, type FileLock, type FileLockOptions } from "./file-lock.js";
 export { isProcessAlive } from "./process.js";
 export { writeFileAtomic, type AtomicWriteOptions } from "./fs-util.js";
+export { Lease, LeaseReleasedError, gcLockPath, readLeases, removeDeadLeases, processStartTime, type LeaseInfo, type ReadLeasesOptions } from "./lease.js";
+export { RemoteBlobIndex, type RemoteBlobSource } from "./remote-blobs.js";
+export { collectGarbage, pruneCache, type GcOptions, type GcResult, type PruneOptions, type PruneResult } from "./gc.js";
+export { collectRoots, recordBlobs, recordDiffID, type Roots } from "./gc-roots.js";
+export { cacheUsage, type CacheUsage, type RecordUsage } from "./usage.js";
+export { checkStore, type CheckIssue, type CheckOptions, type CheckResult } from "./check.js";
+export { InvalidUnitError, parseDuration, parseSize, formatSize } from "./units.js";
+export {
+  cacheDuCommand,
+  cachePruneCommand,
+  cacheGcCommand,
+  cacheCheckCommand,
+  pruneOptionsFromFlags,
+  type CacheDuOptions,
+  type CachePruneFlags,
+} from "./commands.js";
+export { stepLockPath, withStepLock } from "./step-lock.js";

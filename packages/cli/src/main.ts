@@ -2,6 +2,7 @@
 // kiln's command line: dispatches to one module per command; errors print as one clear line.
 import { buildCommand } from "./commands/build.js";
 import { analyzeCmd, historyCmd, inspectCmd } from "./commands/images.js";
+import { cacheCmd } from "./commands/cache.js";
 import { UsageError } from "./options.js";
 
 const USAGE = `Usage: kiln COMMAND [OPTIONS]
@@ -13,6 +14,7 @@ Commands:
   history   Show the history of an image (each step, its layer size)
   inspect   Show an image's config, manifest, diff IDs and layers (JSON)
   analyze   Show what each layer adds, changes and removes, and the bytes wasted
+  cache     Disk use, prune, garbage collection and checks of the build cache
 
 Run 'kiln COMMAND --help' for more information on a command.
 `;
@@ -24,6 +26,7 @@ const commands: Record<string, Command> = {
   history: historyCmd,
   inspect: inspectCmd,
   analyze: analyzeCmd,
+  cache: cacheCmd,
 };
 
 export async function main(argv: string[]): Promise<number> {

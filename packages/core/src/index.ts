@@ -20,3 +20,4 @@ export * from "./dockerfile/instruction-mount-defaults.js";
 export * from "./registry/index.js";
 export * from "./inspect/index.js";
 export * from "./check/index.js";
+export * from "./cache-transfer/index.js";

@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { build, checkDockerfile, describeMiss, formatFindings, type BuildOptions, type OutputSpec, type BuildResult } from "@kiln/core";
+import { build, checkDockerfile, describeMiss, formatFindings, parseCacheFromSpec, parseCacheToSpec, type BuildOptions, type OutputSpec, type BuildResult } from "@kiln/core";
 import { loadIgnoreFile } from "@kiln/snapshot";
 import { parseBuildArgs, parseCsvOptions, parseKeyValues, UsageError } from "../options.js";
 import { plainProgress } from "../progress/plain.js";
@@ -19,6 +19,8 @@ Options:
       --target STAGE        Build up to this stage
       --no-cache            Do not use the cache
   -o, --output SPEC         type=oci,dest=DIR|FILE.tar | type=docker,dest=FILE.tar | type=registry | type=image (repeatable)
+      --cache-from SPEC     Import build cache: type=local,src=DIR | type=registry,ref=REG/REPO:TAG (repeatable)
+      --cache-to SPEC       Export build cache: type=local,dest=DIR | type=registry,ref=…[,mode=min|max] (repeatable)
       --check               Check the Dockerfile (BuildKit's checks and kiln's cache advice) without building;
                             exit 1 when there are findings
       --push                Push the tags to their registries (same as --output type=registry)
@@ -80,6 +82,8 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
       secret: { type: "string", multiple: true },
       push: { type: "boolean" },
       check: { type: "boolean" },
+      "cache-from": { type: "string", multiple: true },
+      "cache-to": { type: "string", multiple: true },
       pull: { type: "boolean" },
       network: { type: "string" },
       parallelism: { type: "string" },
@@ -113,6 +117,8 @@ export async function buildCommand(argv: string[], io: { stdout: (s: string) => 
   if (io.signal) options.signal = io.signal;
   if (values.push) options.outputs = [...(options.outputs ?? []), { type: "registry" }];
   if (values.pull) options.pull = true;
+  if (values["cache-from"]) options.cacheFrom = values["cache-from"].map(parseCacheFromSpec);
+  if (values["cache-to"]) options.cacheTo = values["cache-to"].map(parseCacheToSpec);
   if (values.secret) options.secrets = values.secret.map(parseSecret);
   if (values.network !== undefined) {
     if (values.network !== "host" && values.network !== "none" && values.network !== "default") throw new UsageError(`--network: unsupported mode "${values.network}" (host, none)`);

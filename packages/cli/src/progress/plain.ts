@@ -45,6 +45,9 @@ export function plainProgress(options: PlainProgressOptions): (event: BuildEvent
       case "step-error":
         options.write(`#${idOf(event.step.id)} ERROR: ${event.message}`);
         break;
+      case "warning":
+        options.write(`WARNING: ${event.message}`);
+        break;
       case "export-start":
         options.write(`#${next} exporting to ${event.kind}${event.dest ? ` ${event.dest}` : ""}`);
         break;

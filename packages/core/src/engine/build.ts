@@ -39,6 +39,10 @@ import { UnpackedLayers } from "./unpacked-layers.js";
 import { registryPuller } from "./registry-puller.js";
 import { RegistryClient } from "../registry/client.js";
 import { pushImage } from "../registry/push.js";
+import { Lease, recordBlobs, withStepLock, type CacheRecord } from "@kiln/cache";
+import { importCaches, exportCaches, cacheExportKeys } from "../cache-transfer/build-hooks.js";
+import type { LazyBlobFetcher } from "../cache-transfer/lazy-fetcher.js";
+import type { CacheFromSpec, CacheToSpec } from "../cache-transfer/spec.js";
 
 export type OutputSpec =
   | { type: "oci"; dest: string; tar?: boolean }
@@ -83,11 +87,15 @@ export interface BuildOptions {
   parallelism?: number;
   /** Network for RUN steps without `--network`: "host" (default) or "none". */
   network?: "host" | "none";
+  cacheFrom?: CacheFromSpec[];
+  cacheTo?: CacheToSpec[];
   signal?: AbortSignal;
 }
 
 export interface StepReport {
   stage: string;
+  /** Other keys this step's result is recorded under (COPY --from by source identity), exported with it. */
+  aliasKeys?: Digest[];
   index: number;
   instruction: string;
   line: number;
@@ -142,6 +150,8 @@ export function build(options: BuildOptions): BuildRun {
 interface StepRecordResult {
   layer?: LayerDescriptor;
   created: string;
+  /** On a COPY --from record keyed by its source's identity: the content-based key the chain continues with. */
+  chainKey?: Digest;
 }
 
 interface StageResult {
@@ -166,6 +176,8 @@ class BuildSession {
   private readonly viewCache = new Map<string, Promise<ImageFsView>>();
   private readonly fileMapCache = new Map<string, Promise<Record<string, string> | undefined>>();
   readonly unpacked: UnpackedLayers;
+  lease!: Lease;
+  fetcher!: LazyBlobFetcher;
 
   constructor(
     readonly options: BuildOptions,
@@ -179,7 +191,7 @@ class BuildSession {
     readonly identity: string,
     readonly emit: (e: BuildEvent) => void,
   ) {
-    this.unpacked = new UnpackedLayers(store.blobs, path.join(store.root, "layers"));
+    this.unpacked = new UnpackedLayers(store.blobs, path.join(store.root, "layers"), (d, sig) => this.fetcher.ensureBlob(d, sig));
   }
 
   get signal(): AbortSignal | undefined {
@@ -275,7 +287,7 @@ class BuildSession {
     const id = state.layers.map((l) => l.diffID).join(",");
     let v = this.viewCache.get(id);
     if (!v) {
-      v = ImageFsView.load(this.store.blobs, state.layers, { cacheDir: path.join(this.store.root, "layer-listing"), ...(this.signal ? { signal: this.signal } : {}) });
+      v = ImageFsView.load(this.fetcher.blobReader(this.signal), state.layers, { cacheDir: path.join(this.store.root, "layer-listing"), ...(this.signal ? { signal: this.signal } : {}) });
       this.viewCache.set(id, v);
     }
     return v;
@@ -350,6 +362,13 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   const effective: BuildOptions = options.puller ? options : { ...options, puller: registryPuller(store, { client: options.registryClient ?? new RegistryClient() }) };
   const session = new BuildSession(effective, store, model, file, contextDir, dockerfilePath, platform, global, identity, emit);
   await session.loadPreviousBuild();
+  session.lease = await Lease.acquire(store.blobs);
+  try {
+  const cacheClient = options.registryClient ?? new RegistryClient();
+  const { fetcher, imports } = await importCaches(store, options.cacheFrom ?? [], { client: cacheClient, lease: session.lease, ...(options.signal ? { signal: options.signal } : {}) });
+  // A cache that does not exist yet (the first CI run) is a warning, as in BuildKit, not an error.
+  for (const i of imports) if (i.warning) emit({ type: "warning", message: i.warning });
+  session.fetcher = fetcher;
 
   const needed = stagesNeeded(model, target, global, file);
   emit({ type: "build-start", dockerfile: dockerfilePath ?? "<inline>", context: contextDir, target: target.name ?? String(target.index), stages: needed.map((s) => s.name ?? String(s.index)) });
@@ -365,6 +384,7 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   for (const [k, v] of Object.entries(options.labels ?? {})) setLabel(finalState.config, k, v);
   const lastCreated = finalState.config.history?.at(-1)?.created;
   const image = await commitImage(finalState, store.blobs, options.sourceDateEpoch !== undefined ? nowIso(options.sourceDateEpoch) : lastCreated ?? nowIso());
+  await session.lease.add([image.manifest.config.digest, image.manifestDescriptor.digest]);
 
   const tags = (options.tags ?? []).map((t) => formatReference(parseReference(t)));
   for (const tag of tags) await store.tags.set(tag, image.manifestDescriptor);
@@ -380,22 +400,33 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
       for (const tag of tags) {
         emit({ type: "export-start", kind: "registry", dest: tag });
         const t1 = Date.now();
-        const r = await pushImage(image, store.blobs, tag, { client, ...(options.signal ? { signal: options.signal } : {}) });
+        const r = await pushImage(image, fetcher.pushSource(options.signal), tag, { client, mountFrom: fetcher.mountHint, ...(options.signal ? { signal: options.signal } : {}) });
         pushed.push({ tag, digest: r.digest, uploaded: r.uploaded.length, mounted: r.mounted.length, skipped: r.skipped.length });
         emit({ type: "export-end", kind: "registry", dest: tag, durationMs: Date.now() - t1 });
       }
       continue;
     }
     emit({ type: "export-start", kind: out.type, dest: out.dest });
+    // Layers known only from an imported cache are downloaded now that their bytes are needed.
+    await fetcher.ensureBlobs(image.manifest.layers.map((l) => l.digest), options.signal);
     const opts = { names: tags, ...(options.signal ? { signal: options.signal } : {}) };
     if (out.type === "docker") await writeDockerArchive(image, store.blobs, out.dest, opts);
     else if (out.tar ?? out.dest.endsWith(".tar")) await writeOciLayoutTar(image, store.blobs, out.dest, opts);
     else await writeOciLayoutDir(image, store.blobs, out.dest, opts);
     emit({ type: "export-end", kind: out.type, dest: out.dest, durationMs: Date.now() - t0 });
   }
+  if (options.cacheTo?.length) {
+    // mode=min exports the steps the final image is made of: the target stage and the stages it is built FROM.
+    const finalLabels: string[] = [];
+    for (let s: Stage | undefined = target; s; s = baseStage(model, s, global, file)) finalLabels.push(s.name ?? String(s.index));
+    await exportCaches(store, options.cacheTo, cacheExportKeys(session.steps.flatMap((x) => [x.cacheKey, ...(x.aliasKeys ?? [])].map((cacheKey) => ({ stage: x.stage, cacheKey }))), finalLabels), { client: cacheClient, fetcher, lease: session.lease });
+  }
   const durationMs = Date.now() - started;
   emit({ type: "build-end", imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, durationMs });
   return { imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, image, tags, steps: session.steps, pushed, durationMs };
+  } finally {
+    await session.lease.release();
+  }
 }
 
 function selectTarget(model: DockerfileModel, target: string | undefined, file: string): Stage {
@@ -537,6 +568,7 @@ async function runStage(session: BuildSession, stage: Stage, order: number): Pro
     } catch (err) {
       throw new BuildStepError(file, fromRef, (err as Error).message, { cause: err });
     }
+    await session.lease.add([...(base.manifestDigest ? [base.manifestDigest] : []), ...base.layers.flatMap((l) => [l.digest, l.diffID])]);
     const config = structuredClone(base.config);
     config.history ??= [];
     config.config ??= {};
@@ -577,6 +609,7 @@ async function runStage(session: BuildSession, stage: Stage, order: number): Pro
       session.emit({ type: "step-end", step: ref, cached: outcome.cached, ...(outcome.miss ? { miss: outcome.miss } : {}), durationMs, cacheKey: key, layer });
       const report: StepReport = { stage: label, index: i + 2, instruction: instr.original, line: instr.range.startLine, cached: outcome.cached, cacheKey: key, durationMs };
       if (outcome.miss) report.miss = outcome.miss;
+      if (outcome.aliasKeys) report.aliasKeys = outcome.aliasKeys;
       if (layer) report.layer = layer;
       session.steps.push(report);
       session.recordStep(`${label}:${i + 2}`, order + i + 1, key, instr.original);
@@ -607,6 +640,7 @@ interface StepContext {
 
 interface StepOutcome {
   key: Digest;
+  aliasKeys?: Digest[];
   cached: boolean;
   miss?: MissReason;
   layer?: LayerDescriptor;
@@ -646,20 +680,33 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   let filesDigest: string | undefined;
   let filesPaths: Record<string, string> | undefined;
   let copyLoad: (() => Promise<LayerDescriptor | undefined>) | undefined;
+  /** COPY --from: the key by source identity, and a record found by it (which names the chain key). */
+  let fastKey: Digest | undefined;
+  let shortcut: { key: Digest; record: CacheRecord<StepRecordResult> } | undefined;
 
   if (expanded.kind === "copy" || expanded.kind === "add") {
     const copyInstr = expanded;
-    let source: BuildContext;
+    let source: BuildContext | undefined;
     let preserveOwnership = false;
     if (copyInstr.kind === "copy" && copyInstr.from !== undefined) {
-      source = await session.imageSource(await copyFromLayers(session, ctx.stage, copyInstr.from));
+      const origin = await copyFromOrigin(session, ctx.stage, copyInstr.from);
+      // Fast path: the same stage result (or image digest) copied the same way before. It needs neither the
+      // stage's files nor their digests, so a host that imported the cache downloads nothing for it.
+      fastKey = stepCacheKey({ parent: ctx.key, instruction: instructionKey, buildArgs, files: `from:${origin.identity}` });
+      const fast = session.options.noCache ? undefined : await session.store.cache.get<StepRecordResult>(fastKey);
+      if (fast?.result.chainKey && (!fast.result.layer || (await session.fetcher.isAvailable(fast.result.layer.digest)))) {
+        shortcut = { key: fast.result.chainKey, record: fast };
+      }
+      source = shortcut ? undefined : await session.imageSource(origin.layers);
       preserveOwnership = true; // files from a stage or image keep their owners, as in BuildKit
     } else source = await session.context();
     const fixedMtimeMs = (epoch ?? 0) * 1000;
-    const resolved = await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership });
-    filesDigest = resolved.digest;
-    filesPaths = resolved.paths;
-    copyLoad = async () => {
+    const resolved = source ? await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership }) : undefined;
+    if (resolved) {
+      filesDigest = resolved.digest;
+      filesPaths = resolved.paths;
+    }
+    if (resolved) copyLoad = async () => {
       const { sources, cleanup } = await resolved.load(session.signal);
       try {
         const view = copyInstr.link ? ImageFsView.empty(session.store.blobs) : await session.view(state);
@@ -723,7 +770,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
         defaultNetwork: session.options.network ?? "host",
         driver: await session.rootfsDriver(),
         executor: session.options.executor ?? "embedded",
-        resolveFrom: async (from) => (await session.imageSource(await copyFromLayers(session, ctx.stage, from))).root,
+        resolveFrom: async (from) => (await session.imageSource((await copyFromOrigin(session, ctx.stage, from)).layers)).root,
         ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
         onOutput: (stream, data) => session.emit({ type: "step-log", step: ctx.ref, stream, data }),
         ...(session.signal ? { signal: session.signal } : {}),
@@ -733,18 +780,21 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   if (metaText !== undefined) historyText = metaText;
 
   if (filesDigest !== undefined) inputs.filesDigest = filesDigest;
-  const key = stepCacheKey({
-    parent: ctx.key,
-    instruction: instructionKey,
-    buildArgs,
-    ...(filesDigest !== undefined ? { files: filesDigest } : {}),
-  });
+  const key =
+    shortcut?.key ??
+    stepCacheKey({
+      parent: ctx.key,
+      instruction: instructionKey,
+      buildArgs,
+      ...(filesDigest !== undefined ? { files: filesDigest } : {}),
+    });
 
   // 3. Cache lookup.
-  const record = session.options.noCache ? undefined : await session.store.cache.get<StepRecordResult>(key);
+  const record = shortcut?.record ?? (session.options.noCache ? undefined : await session.store.cache.get<StepRecordResult>(key));
   let cached = record !== undefined;
   let layer: LayerDescriptor | undefined = record?.result.layer;
-  if (layer && !(await session.store.blobs.has(layer.digest))) {
+  if (record) await session.lease.add([...recordBlobs(record), ...(layer ? [layer.diffID] : [])]);
+  if (layer && !(await session.fetcher.isAvailable(layer.digest))) {
     cached = false; // the record survived but its blob was pruned: rebuild
     layer = undefined;
   }
@@ -769,16 +819,36 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
       const prev = await session.previousInputs(ctx.stepId);
       miss = explainMiss(inputs, prev?.inputs, prev?.files, filesPaths);
     }
-    created = nowIso();
-    layer = copyLoad ? await copyLoad() : undefined;
-    let filesIndex: Digest | undefined;
-    if (filesPaths) filesIndex = (await session.store.blobs.writeBytes(canonicalJson(filesPaths))).digest;
-    const recordInputs: CacheKeyInputs = filesIndex ? { ...inputs, filesIndex } : inputs;
-    const result: StepRecordResult = layer ? { layer, created } : { created };
-    await session.store.cache.put({ key, parent: ctx.key, inputs: recordInputs, result, blobs: layer ? [layer.digest] : [] });
-    if (linkKey) await session.store.cache.put({ key: linkKey, parent: null, inputs: recordInputs, result, blobs: layer ? [layer.digest] : [] });
+    // One builder per step across processes sharing the store: a concurrent build of the same step
+    // waits here and then takes the first one's record instead of doing the work again.
+    const built = await withStepLock(session.store.blobs, key, async () => {
+      const again = session.options.noCache ? undefined : await session.store.cache.get<StepRecordResult>(key);
+      if (again && (!again.result.layer || (await session.fetcher.isAvailable(again.result.layer.digest)))) {
+        await session.lease.add([...recordBlobs(again), ...(again.result.layer ? [again.result.layer.diffID] : [])]);
+        return again.result;
+      }
+      const createdNow = nowIso();
+      const made = copyLoad ? await copyLoad() : undefined;
+      if (made) await session.lease.add([made.digest, made.diffID]);
+      let filesIndex: Digest | undefined;
+      if (filesPaths) {
+        const bytes = canonicalJson(filesPaths);
+        await session.lease.add([sha256Digest(bytes)]);
+        filesIndex = (await session.store.blobs.writeBytes(bytes)).digest;
+      }
+      const recordInputs: CacheKeyInputs = filesIndex ? { ...inputs, filesIndex } : inputs;
+      const result: StepRecordResult = made ? { layer: made, created: createdNow } : { created: createdNow };
+      await session.store.cache.put({ key, parent: ctx.key, inputs: recordInputs, result, blobs: made ? [made.digest] : [] });
+      if (linkKey) await session.store.cache.put({ key: linkKey, parent: null, inputs: recordInputs, result, blobs: made ? [made.digest] : [] });
+      return result;
+    }, session.signal ? { signal: session.signal } : {});
+    layer = built.layer;
+    created = built.created;
   } else {
-    await session.store.cache.touch(key);
+    await session.store.cache.touch(shortcut ? fastKey! : key);
+  }
+  if (fastKey && !shortcut && layer) {
+    await session.store.cache.put({ key: fastKey, parent: ctx.key, inputs, result: { layer, created, chainKey: key }, blobs: [layer.digest] });
   }
 
   // 4. Apply the step to the state.
@@ -797,6 +867,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     addHistory(state.config, { createdBy: historyText, emptyLayer: true, created: historyCreated });
   }
   const outcome: StepOutcome = { key, cached };
+  if (fastKey && layer) outcome.aliasKeys = [fastKey];
   if (miss) outcome.miss = miss;
   if (layer) outcome.layer = layer;
   return outcome;
@@ -815,16 +886,17 @@ function newestMtime(sources: CopySource[]): number {
   return newest;
 }
 
-/** The layers a `COPY --from` reads: an earlier stage (by name or index) or an image. */
-async function copyFromLayers(session: BuildSession, stage: Stage, from: string): Promise<LayerDescriptor[]> {
+/** What a `COPY --from` (or `--mount=from=`) reads: an earlier stage (by name or index) or an image, and its identity. */
+async function copyFromOrigin(session: BuildSession, stage: Stage, from: string): Promise<{ layers: LayerDescriptor[]; identity: string }> {
   const dep = findStage(session.model.stages.slice(0, stage.index), from);
   if (dep) {
     const result = await session.stagePromises.get(dep.index);
     if (!result) throw new Error(`stage ${from} is not part of this build`);
-    return result.state.layers;
+    return { layers: result.state.layers, identity: `stage:${result.key}` };
   }
   if (/^[0-9]+$/.test(from)) throw new Error(`invalid stage index ${from}: only earlier stages can be copied from`);
-  return (await session.baseImage(from)).layers;
+  const base = await session.baseImage(from);
+  return { layers: base.layers, identity: `image:${base.manifestDigest ?? base.name}` };
 }
 
 /** Parses a base image's ONBUILD triggers into instructions (BuildKit refuses ONBUILD, FROM and MAINTAINER there). */

@@ -40,6 +40,7 @@ export type BuildEvent =
       layer?: { digest: Digest; diffID: Digest; size: number } | undefined;
     }
   | { type: "step-error"; step: StepRef; message: string }
+  | { type: "warning"; message: string }
   | { type: "export-start"; kind: string; dest?: string }
   | { type: "export-end"; kind: string; dest?: string; durationMs: number }
   | { type: "build-end"; imageId: Digest; manifestDigest: Digest; durationMs: number };

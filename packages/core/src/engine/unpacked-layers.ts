@@ -13,6 +13,7 @@ export class UnpackedLayers {
     private readonly blobs: BlobStore,
     /** `<store>/layers`: one directory per diffID. */
     readonly root: string,
+    private readonly ensureBlob: (digest: Digest, signal?: AbortSignal) => Promise<void> = async () => undefined,
   ) {}
 
   /** Directory holding the layer's tree (the marker file lives beside it, not inside). */
@@ -40,6 +41,7 @@ export class UnpackedLayers {
       const base = path.join(this.root, hex);
       const tmp = `${base}.tmp-${process.pid}-${Math.random().toString(16).slice(2)}`;
       try {
+        await this.ensureBlob(layer.digest, signal);
         await extractLayer(this.blobs.createReadStream(layer.digest), path.join(tmp, "fs"), { whiteouts: "overlay", allowDevices: true, ...(signal ? { signal } : {}) });
         await writeFile(path.join(tmp, COMPLETE_MARKER), layer.digest);
         await rm(base, { recursive: true, force: true });

@@ -825,7 +825,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
       const again = session.options.noCache ? undefined : await session.store.cache.get<StepRecordResult>(key);
       if (again && (!again.result.layer || (await session.fetcher.isAvailable(again.result.layer.digest)))) {
         await session.lease.add([...recordBlobs(again), ...(again.result.layer ? [again.result.layer.diffID] : [])]);
-        return again.result;
+        return { ...again.result, reused: true };
       }
       const createdNow = nowIso();
       const made = copyLoad ? await copyLoad() : undefined;
@@ -840,10 +840,15 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
       const result: StepRecordResult = made ? { layer: made, created: createdNow } : { created: createdNow };
       await session.store.cache.put({ key, parent: ctx.key, inputs: recordInputs, result, blobs: made ? [made.digest] : [] });
       if (linkKey) await session.store.cache.put({ key: linkKey, parent: null, inputs: recordInputs, result, blobs: made ? [made.digest] : [] });
-      return result;
+      return { ...result, reused: false };
     }, session.signal ? { signal: session.signal } : {});
     layer = built.layer;
     created = built.created;
+    if (built.reused) {
+      // Another build did this step while we waited for it: a hit after all.
+      cached = true;
+      miss = undefined;
+    }
   } else {
     await session.store.cache.touch(shortcut ? fastKey! : key);
   }

@@ -114,3 +114,28 @@ describe("kiln build --check", () => {
     expect(good.code).toBe(0);
   });
 });
+
+describe("kiln cache", () => {
+  it("explain compares the last two builds; du, check and prune work on the store", async () => {
+    const dir = path.join(work, "explain");
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, "Dockerfile"), "FROM scratch\nARG cache_invalidator\nCOPY a.txt /\nCOPY b.txt /\n");
+    await writeFile(path.join(dir, "a.txt"), "a\n");
+    await writeFile(path.join(dir, "b.txt"), "b\n");
+    await kiln(["build", "--build-arg", "cache_invalidator=1", dir]);
+    await kiln(["build", "--build-arg", "cache_invalidator=2", dir]);
+    const explained = await kiln(["cache", "explain", dir]);
+    expect(explained.code).toBe(0);
+    expect(explained.stdout).toContain("ARG cache_invalidator: build arg cache_invalidator changed");
+    expect(explained.stdout).toContain("COPY b.txt /: an earlier step changed");
+
+    const du = await kiln(["cache", "du"]);
+    expect(du.code).toBe(0);
+    expect(du.stdout).toMatch(/COPY a\.txt/);
+    const check = await kiln(["cache", "check"]);
+    expect(check.code).toBe(0);
+    const prune = await kiln(["cache", "prune", "--all"]);
+    expect(prune.code).toBe(0);
+    expect(prune.stdout).toMatch(/Deleted records: [1-9]/);
+  });
+});

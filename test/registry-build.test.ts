@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { build, openStore, type KilnStore } from "@kiln/core";
+import { build, compareLastBuilds, formatComparison, openStore, type KilnStore } from "@kiln/core";
 import { ensureRegistry } from "./support/services.js";
 import { ensureBusyboxImage } from "./support/base-images.js";
 import { docker } from "./support/docker.js";
@@ -52,5 +52,40 @@ describe("registry in and out of a build", () => {
     const b = await build({ context: ctx, store: await openStore(path.join(work, "s2")), sourceDateEpoch: 1 }).result;
     expect(b.imageId).toBe(a.imageId);
     expect(a.image.manifest.layers.length).toBeGreaterThan(0);
+  }, 600_000);
+});
+
+describe("explaining a changed base image", () => {
+  it("--pull picks up a new base digest and the build says the base changed", async () => {
+    const { host } = await ensureRegistry();
+    const base = await ensureBusyboxImage();
+    const moving = `${host}/kiln-test/moving-base-${process.pid}:latest`;
+    const store = await openStore(path.join(work, "moving-store"));
+    const mk = async (name: string, dockerfile: string) => {
+      const dir = path.join(work, name);
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, "Dockerfile"), dockerfile);
+      return dir;
+    };
+    // Two versions of the base, pushed to the same tag one after the other.
+    const v1 = await mk("base-v1", `FROM ${base}\nRUN echo v1 > /version\n`);
+    const v2 = await mk("base-v2", `FROM ${base}\nRUN echo v2 > /version\n`);
+    const app = await mk("app", `FROM ${moving}\nRUN cat /version > /seen\n`);
+    const builderStore = await openStore(path.join(work, "base-builder"));
+    await build({ context: v1, store: builderStore, tags: [moving], outputs: [{ type: "registry" }] }).result;
+    await build({ context: app, store }).result;
+
+    await build({ context: v2, store: builderStore, tags: [moving], outputs: [{ type: "registry" }] }).result;
+    const run = build({ context: app, store, pull: true });
+    const ends: { instruction: string; cached: boolean; miss?: unknown }[] = [];
+    run.onEvent((e) => {
+      if (e.type === "step-end") ends.push({ instruction: e.step.instruction, cached: e.cached, ...(e.miss ? { miss: e.miss } : {}) });
+    });
+    await run.result;
+    expect(ends[0]).toMatchObject({ instruction: `FROM ${moving}`, cached: false, miss: { kind: "base-changed" } });
+    expect(ends[1]).toMatchObject({ cached: false, miss: { kind: "parent-changed" } });
+    const comparison = await compareLastBuilds({ context: app, store });
+    expect(comparison.steps[0]!.change).toMatchObject({ kind: "base-changed" });
+    expect(formatComparison(comparison)).toContain("base image changed");
   }, 600_000);
 });

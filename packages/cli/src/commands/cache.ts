@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import path from "node:path";
 import { cacheCheckCommand, cacheDuCommand, cacheGcCommand, cachePruneCommand } from "@kiln/cache";
-import { openStore } from "@kiln/core";
+import { compareLastBuilds, formatComparison, openStore } from "@kiln/core";
 import { UsageError } from "../options.js";
 
 type Io = { stdout: (s: string) => void; stderr: (s: string) => void; signal?: AbortSignal };
@@ -18,6 +18,8 @@ Commands:
             --keep-storage SIZE     least recently used records first, until the store fits (e.g. 10GB)
             --filter until=DURATION only records unused for longer than this (e.g. 24h, 7d)
   gc      Delete blobs, unpacked layers and leftovers nothing references (records, tags, running builds)
+  explain Compare the last two builds of a Dockerfile step by step: what changed and why steps missed
+            kiln cache explain [-f Dockerfile] [--target STAGE] [--platform OS/ARCH] CONTEXT
   check   Verify every blob against its digest and every record's blobs; exit 1 on problems
             --repair                delete what is broken
 
@@ -35,6 +37,9 @@ export async function cacheCmd(argv: string[], io: Io): Promise<number> {
       "keep-storage": { type: "string" },
       filter: { type: "string", multiple: true },
       repair: { type: "boolean" },
+      file: { type: "string", short: "f" },
+      target: { type: "string" },
+      platform: { type: "string" },
       verbose: { type: "boolean", short: "v" },
       store: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -63,6 +68,19 @@ export async function cacheCmd(argv: string[], io: Io): Promise<number> {
     case "gc":
       io.stdout(await cacheGcCommand(store.blobs, signal));
       return 0;
+    case "explain": {
+      const context = positionals[1];
+      if (context === undefined) throw new UsageError(`"kiln cache explain" needs the build context\n\n${CACHE_USAGE}`);
+      const comparison = await compareLastBuilds({
+        context,
+        store,
+        ...(values.file !== undefined ? { dockerfile: path.resolve(values.file) } : {}),
+        ...(values.target !== undefined ? { target: values.target } : {}),
+        ...(values.platform !== undefined ? { platform: values.platform } : {}),
+      });
+      io.stdout(formatComparison(comparison));
+      return 0;
+    }
     case "check": {
       const { output, exitCode } = await cacheCheckCommand(store.blobs, { repair: values.repair ?? false, ...signal });
       io.stdout(output);

@@ -357,7 +357,7 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
     escapeToken: model.escapeToken,
     file,
   });
-  const identity = `${HISTORY_ID_PREFIX}\0${contextDir}\0${dockerfilePath ?? "<inline>"}\0${target.name ?? target.index}\0${platform.os}/${platform.architecture}`;
+  const identity = buildIdentity(contextDir, dockerfilePath, target, platform);
   // FROM images missing from the local store come from their registry unless the caller says otherwise.
   const effective: BuildOptions = options.puller ? options : { ...options, puller: registryPuller(store, { client: options.registryClient ?? new RegistryClient() }) };
   const session = new BuildSession(effective, store, model, file, contextDir, dockerfilePath, platform, global, identity, emit);
@@ -429,7 +429,12 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   }
 }
 
-function selectTarget(model: DockerfileModel, target: string | undefined, file: string): Stage {
+/** What makes two builds "the same build" for explaining misses: context, Dockerfile, target, platform. */
+export function buildIdentity(contextDir: string, dockerfilePath: string | undefined, target: Stage, platform: Platform): string {
+  return `${HISTORY_ID_PREFIX}\0${contextDir}\0${dockerfilePath ?? "<inline>"}\0${target.name ?? target.index}\0${platform.os}/${platform.architecture}`;
+}
+
+export function selectTarget(model: DockerfileModel, target: string | undefined, file: string): Stage {
   if (target === undefined || target === "") return model.stages.at(-1)!;
   const stage = model.stages.find((s) => s.name === target.toLowerCase());
   if (!stage) throw new DockerfileError(file, undefined, `target stage "${target}" could not be found`);
@@ -546,6 +551,8 @@ async function runStage(session: BuildSession, stage: Stage, order: number): Pro
   let key: Digest;
   let env: StageEnv;
   let baseName: string;
+  /** What the stage starts from, for explaining a changed base: a manifest digest, "scratch", or a stage's key. */
+  let baseIdentity: string;
   const image = expandedFromImage(stage, global, file);
   const parentStage = baseStage(model, stage, global, file);
   if (parentStage) {
@@ -555,12 +562,14 @@ async function runStage(session: BuildSession, stage: Stage, order: number): Pro
     key = stepCacheKey({ parent: parent.key, instruction: `FROM ${image}`, buildArgs: {} });
     env = global.newStage(parent.env);
     baseName = `stage ${image}`;
+    baseIdentity = parent.key;
   } else if (image.toLowerCase() === "scratch") {
     state = { config: scratchConfig(session.platform), layers: [] };
     key = stepCacheKey({ parent: null, instruction: "FROM scratch", buildArgs: {}, base: `scratch/${session.platform.os}/${session.platform.architecture}` });
     env = global.newStage();
     env.setImageEnv(state.config.config?.Env ?? []);
     baseName = "scratch";
+    baseIdentity = "scratch";
   } else {
     let base;
     try {
@@ -577,13 +586,22 @@ async function runStage(session: BuildSession, stage: Stage, order: number): Pro
     env = global.newStage();
     env.setImageEnv(config.config?.Env ?? []);
     baseName = base.name;
+    baseIdentity = base.manifestDigest ?? base.name;
   }
-  const fromInputs: CacheKeyInputs = { instruction: `FROM ${baseName}`, buildArgs: {}, base: key };
+  const fromInputs: CacheKeyInputs = { instruction: `FROM ${baseName}`, buildArgs: {}, base: baseIdentity };
   const fromRecord = await store.cache.get(key);
   if (!fromRecord) await store.cache.put({ key, parent: null, inputs: fromInputs, result: { created: nowIso() }, blobs: state.layers.map((l) => l.digest) });
   session.recordStep(`${label}:1`, order, key, stage.from.original);
-  session.emit({ type: "step-end", step: fromRef, cached: true, durationMs: Date.now() - t0, cacheKey: key });
-  session.steps.push({ stage: label, index: 1, instruction: stage.from.original, line: stage.from.range.startLine, cached: true, cacheKey: key, durationMs: Date.now() - t0 });
+  // A FROM is never "built", but a base that moved since the last build is why everything after it misses.
+  let baseMoved: MissReason | undefined;
+  if (!parentStage) {
+    const previous = await session.previousInputs(`${label}:1`);
+    if (previous && previous.inputs.base !== undefined && previous.inputs.base !== baseIdentity) {
+      baseMoved = { kind: "base-changed", previous: String(previous.inputs.base), current: baseIdentity };
+    }
+  }
+  session.emit({ type: "step-end", step: fromRef, cached: !baseMoved, ...(baseMoved ? { miss: baseMoved } : {}), durationMs: Date.now() - t0, cacheKey: key });
+  session.steps.push({ stage: label, index: 1, instruction: stage.from.original, line: stage.from.range.startLine, cached: !baseMoved, ...(baseMoved ? { miss: baseMoved } : {}), cacheKey: key, durationMs: Date.now() - t0 });
 
   // ONBUILD triggers of the base run first, as if written right after FROM; the image does not keep them.
   const triggers = onbuildTriggers(state.config.config?.OnBuild ?? [], file, stage);
@@ -593,7 +611,7 @@ async function runStage(session: BuildSession, stage: Stage, order: number): Pro
 
   const flags: StageFlags = { cmdSet: false };
   // Once a step misses, every later step is rebuilt (its parent key is new anyway); the reason says so.
-  let missed = false;
+  let missed = baseMoved !== undefined;
   for (let i = 0; i < instructions.length; i++) {
     session.signal?.throwIfAborted();
     const instr = instructions[i]!;

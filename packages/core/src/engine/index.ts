@@ -6,3 +6,4 @@ export { openStore, type KilnStore } from "./store.js";
 export { resolveBaseImage, loadImageFromStore, BaseImageNotFoundError, type ImagePuller, type ResolvedBase } from "./base-image.js";
 export { ImageFsView } from "./fs-view.js";
 export { stepCacheKey, canonicalJson } from "./cache-key.js";
+export { compareLastBuilds, formatComparison, type BuildComparison, type StepComparison, type ExplainBuildsOptions } from "./explain-builds.js";

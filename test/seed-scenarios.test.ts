@@ -107,3 +107,20 @@ describe("multi-stage example", () => {
     await docker(["rmi", "hello-slim:seed"]);
   }, 1_800_000);
 });
+
+describe("ephemeral-cache example", () => {
+  it("run.sh: host B gets every step from host A's registry cache, then explains the invalidator", async () => {
+    const { ensureBusyboxImage } = await import("./support/base-images.js");
+    await ensureBusyboxImage();
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { stdout } = await promisify(execFile)("bash", [path.join(repo, "examples/ephemeral-cache/run.sh")], { maxBuffer: 1 << 24 });
+    const [, hostB, hostB2] = stdout.split(/^== /m).slice(1);
+    expect(hostB).toBeDefined();
+    const starts = hostB!.match(/^#\d+ \[/gm) ?? [];
+    const cached = hostB!.match(/^#\d+ CACHED$/gm) ?? [];
+    expect(starts.length).toBeGreaterThan(5);
+    expect(cached).toHaveLength(starts.length);
+    expect(hostB2).toContain("cache miss: build arg cache_invalidator");
+  }, 600_000);
+});

@@ -61,7 +61,7 @@ describe("kiln CLI", () => {
     await kiln(["build", ctx]);
     const args = await kiln(["build", "--explain", "--progress", "plain", "--build-arg", "cache_invalidator=2026-11-22T0700", ctx]);
     expect(args.code).toBe(0);
-    expect(args.stderr).toContain("cache miss: build arg cache_invalidator added");
+    expect(args.stderr).toContain("cache miss: build arg cache_invalidator changed");
     const again = await kiln(["build", "--explain", "--progress", "plain", "--build-arg", "cache_invalidator=2026-11-22T0800", ctx]);
     expect(again.stderr).toContain("cache miss: build arg cache_invalidator changed");
     await writeFile(path.join(ctx, "src", "app.js"), "console.log(2)\n");

@@ -678,7 +678,8 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   if (instr.kind === "arg") {
     const declared = env.declareArgs(instr);
     expanded = instr;
-    buildArgs = Object.fromEntries(declared.filter((d) => d.value !== undefined).map((d) => [d.key, d.value!]));
+    // An unset ARG counts as "" (as in RUN's |N K= history): setting it later reads as "changed".
+    buildArgs = Object.fromEntries(declared.map((d) => [d.key, d.value ?? ""]));
     historyText = `ARG ${declared.map((d) => (d.value === undefined ? d.key : `${d.key}=${d.value}`)).join(" ")}`;
   } else {
     const ex = expandInstruction(instr, env.lookup(), session.global.escapeToken, { file });

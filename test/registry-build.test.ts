@@ -89,3 +89,29 @@ describe("explaining a changed base image", () => {
     expect(formatComparison(comparison)).toContain("base image changed");
   }, 600_000);
 });
+
+describe("kiln pull / kiln push", () => {
+  it("pull stores and tags an image once; push uploads a tagged image", async () => {
+    const base = await ensureBusyboxImage();
+    const { host } = await ensureRegistry();
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { fileURLToPath } = await import("node:url");
+    const cli = path.join(path.resolve(fileURLToPath(new URL("..", import.meta.url))), "packages/cli/dist/main.js");
+    const env = { ...process.env, KILN_STORE: path.join(work, "pull-store") };
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [cli, ...args], { env });
+    const first = await run(["pull", base]);
+    expect(first.stdout).toMatch(/[1-9]\d* blobs downloaded, 0 already present/);
+    const second = await run(["pull", base]);
+    expect(second.stdout).toContain("0 blobs downloaded");
+    const target = `${host}/kiln-test/repushed-${process.pid}:1`;
+    const ctx = path.join(work, "retag");
+    await mkdir(ctx, { recursive: true });
+    await writeFile(path.join(ctx, "Dockerfile"), `FROM ${base}\nLABEL retagged=yes\n`);
+    await run(["build", "-q", "-t", target, ctx]);
+    const pushed = await run(["push", target]);
+    expect(pushed.stdout).toMatch(/blobs uploaded/);
+    const again = await run(["push", target]);
+    expect(again.stdout).toContain(": 0 blobs uploaded");
+  }, 300_000);
+});

@@ -3,6 +3,7 @@
 import { buildCommand } from "./commands/build.js";
 import { analyzeCmd, historyCmd, inspectCmd } from "./commands/images.js";
 import { cacheCmd } from "./commands/cache.js";
+import { pullCmd, pushCmd } from "./commands/transfer.js";
 import { UsageError } from "./options.js";
 
 const USAGE = `Usage: kiln COMMAND [OPTIONS]
@@ -14,6 +15,8 @@ Commands:
   history   Show the history of an image (each step, its layer size)
   inspect   Show an image's config, manifest, diff IDs and layers (JSON)
   analyze   Show what each layer adds, changes and removes, and the bytes wasted
+  pull      Download an image from a registry into the local store
+  push      Upload an image from the local store to its registry
   cache     Disk use, prune, garbage collection and checks of the build cache
 
 Run 'kiln COMMAND --help' for more information on a command.
@@ -27,6 +30,8 @@ const commands: Record<string, Command> = {
   inspect: inspectCmd,
   analyze: analyzeCmd,
   cache: cacheCmd,
+  pull: pullCmd,
+  push: pushCmd,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -2,7 +2,7 @@ import { mkdir, open, readdir, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
 import { digestHex, isDigest, parseDigest, type Digest } from "./digest.js";
-import { isErrno, unlinkIfExists, writeFileAtomic } from "./fs-util.js";
+import { isErrno, readdirOrEmpty, unlinkIfExists, writeFileAtomic } from "./fs-util.js";
 
 /** What a cache key was derived from; kept so a later miss can be explained by diffing inputs. */
 export interface CacheKeyInputs {
@@ -195,11 +195,3 @@ function parseRecord<R>(text: string, key: Digest): CacheRecord<R> | undefined {
   return ok ? (r as CacheRecord<R>) : undefined;
 }
 
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isErrno(err, "ENOENT", "ENOTDIR")) return [];
-    throw err;
-  }
-}

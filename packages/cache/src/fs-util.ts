@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 
 export function isErrno(err: unknown, ...codes: string[]): err is NodeJS.ErrnoException {
@@ -87,4 +87,14 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string,
     throw err;
   }
   if (options.syncDir) await fsyncDir(join(target, ".."));
+}
+
+/** readdir that treats a missing directory as empty. */
+export async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isErrno(err, "ENOENT", "ENOTDIR")) return [];
+    throw err;
+  }
 }

@@ -8,7 +8,7 @@ import type { BlobStore } from "./blob-store.js";
 import { CacheIndex, type CacheRecord } from "./cache-index.js";
 import { isDigest, type Digest } from "./digest.js";
 import { withFileLock } from "./file-lock.js";
-import { isErrno, tempNamePid, unlinkIfExists } from "./fs-util.js";
+import { isErrno, readdirOrEmpty, tempNamePid, unlinkIfExists } from "./fs-util.js";
 import { addLeaseRoots, collectRoots, recordBlobs, tagRoots, type Roots } from "./gc-roots.js";
 import { gcLockPath, readLeases, removeDeadLeases, type LeaseInfo, type ReadLeasesOptions } from "./lease.js";
 import { isProcessAlive } from "./process.js";
@@ -179,14 +179,6 @@ async function removeDeadTemps(dir: string): Promise<number> {
   return removed;
 }
 
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isErrno(err, "ENOENT", "ENOTDIR")) return [];
-    throw err;
-  }
-}
 
 export interface PruneOptions extends GcOptions {
   /** Delete every record (`--all`). */

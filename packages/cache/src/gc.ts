@@ -37,7 +37,12 @@ export interface GcResult {
 }
 
 /** Directories holding per-diffID files `<hex>.json` that are cheap to recompute. */
-const LAYER_CACHE_DIRS = ["layer-listing", "layer-sizes"] as const;
+/** Per-layer caches: listings and sizes keyed by diffID, chunked-gzip member indexes keyed by blob digest. */
+const LAYER_CACHE_DIRS = [
+  { dir: "layer-listing", key: "diffID" },
+  { dir: "layer-sizes", key: "diffID" },
+  { dir: "layer-index", key: "blob" },
+] as const;
 const LAYERS_DIR = "layers";
 const COMPLETE_MARKER = ".kiln-complete";
 /** mtime resolution and clock slack when comparing blob mtimes with lease start times. */
@@ -147,15 +152,16 @@ async function moveAside(path: string, dir: string, hex: string): Promise<string
   }
 }
 
-/** layer-listing/ and layer-sizes/ entries of unneeded diffIDs, and temp files of dead writers. */
+/** Layer cache entries of unneeded diffIDs or blobs, and temp files of dead writers. */
 async function removeUnusedLayerCaches(store: BlobStore, roots: Roots): Promise<number> {
   let removed = 0;
-  for (const sub of LAYER_CACHE_DIRS) {
+  for (const { dir: sub, key } of LAYER_CACHE_DIRS) {
     const dir = store.dir(sub);
+    const kept = key === "diffID" ? roots.diffIDs : roots.blobs;
     for (const name of await readdirOrEmpty(dir)) {
       const m = /^([0-9a-f]{64})\.json(?:\.(\d+)\.tmp)?$/.exec(name);
       if (!m) continue;
-      const stale = m[2] !== undefined ? Number(m[2]) !== process.pid && !isProcessAlive(Number(m[2])) : !roots.diffIDs.has(`sha256:${m[1]}`);
+      const stale = m[2] !== undefined ? Number(m[2]) !== process.pid && !isProcessAlive(Number(m[2])) : !kept.has(`sha256:${m[1]}`);
       if (stale && (await unlinkIfExists(join(dir, name)))) removed++;
     }
   }

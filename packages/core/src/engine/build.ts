@@ -32,7 +32,7 @@ import { openStore, type KilnStore } from "./store.js";
 import { applyMetadata, type StageFlags } from "./steps/metadata.js";
 import { planCopy, type CopySource } from "./steps/copy-plan.js";
 import { resolveContextSources } from "./steps/copy.js";
-import { writeLayerToStore } from "./steps/layer-writer.js";
+import { writeChunkedLayerToStore } from "./steps/layer-writer.js";
 import { parseGroup, parsePasswd, resolveChown, resolveRunUser, type GroupEntry, type PasswdEntry } from "./users.js";
 import { executeRun, runArgs, type SecretSource } from "./steps/run.js";
 import { UnpackedLayers } from "./unpacked-layers.js";
@@ -203,6 +203,18 @@ class BuildSession {
       const id = step.description.split(" ", 1)[0]!;
       this.previousSteps.set(id, step.key);
     }
+  }
+
+  /**
+   * The layer the previous build made at this step, so the chunked writer can reuse its unchanged
+   * members (leased for the duration of the build).
+   */
+  async previousLayer(stepId: string): Promise<Digest | undefined> {
+    const key = this.previousSteps.get(stepId);
+    if (!key) return undefined;
+    const digest = (await this.store.cache.get<StepRecordResult>(key))?.result.layer?.digest;
+    if (digest) await this.lease.add([digest]);
+    return digest;
   }
 
   recordStep(stepId: string, order: number, key: Digest, instruction: string): void {
@@ -743,7 +755,12 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
           ...(copyInstr.chmod !== undefined ? { chmod: parseChmod(copyInstr.chmod) } : {}),
           createdMtimeMs: epoch !== undefined ? fixedMtimeMs : newestMtime(sources),
         });
-        return await writeLayerToStore(session.store.blobs, entries, { ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
+        const previousDigest = await session.previousLayer(ctx.stepId);
+        return await writeChunkedLayerToStore(session.store.blobs, entries, {
+          ...(previousDigest ? { previousDigest } : {}),
+          ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+          ...(session.signal ? { signal: session.signal } : {}),
+        });
       } finally {
         await cleanup();
       }
@@ -760,7 +777,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
           chown = resolveChown(user, db.passwd, db.groups);
         }
         const entries = planCopy({ sources: [], dest: `${wd}/`, view: await session.view(state), ...(chown ? { chown } : {}), createdMtimeMs: (epoch ?? 0) * 1000 });
-        return writeLayerToStore(session.store.blobs, entries, { ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
+        return writeChunkedLayerToStore(session.store.blobs, entries, { ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
       };
     }
     historyText = `WORKDIR ${wd}`;

@@ -6,13 +6,13 @@ import { join, resolve } from "node:path";
 import { type ContextEntry, entryFromStats } from "./entry.js";
 import { BuildContextError } from "./errors.js";
 import { goClean } from "./go-path.js";
-import { EMPTY_SHA256, entryDigest, hashFileContent, treeDigest } from "./hash.js";
+import { EMPTY_SHA256, TreeHasher, digestOfEntryInput, entryDigestInput, hashFileContent } from "./hash.js";
 import { loadIgnoreFile } from "./ignore-file.js";
 import { PatternMatcher } from "./pattern-matcher.js";
 import { type ResolveOptions, type ResolvedMatch, type ResolvedSource, resolveSources } from "./resolve.js";
 import { StatCache } from "./stat-cache.js";
 import { ContextTree } from "./tree.js";
-import { walkContext } from "./walk.js";
+import { walkContextSync } from "./walk.js";
 
 export interface OpenContextOptions {
   /** The Dockerfile (absolute, or relative to the context); `<Dockerfile>.dockerignore` is preferred when present. */
@@ -25,7 +25,7 @@ export interface OpenContextOptions {
   statCacheFile?: string;
   /** Files whose timestamps are this close to hashing time are re-hashed next time (default 1000). */
   racyWindowMs?: number;
-  /** Concurrent filesystem calls while walking (default 64). */
+  /** Accepted for compatibility; the walk is synchronous (see walk.ts). */
   walkConcurrency?: number;
   /** Files hashed concurrently (default 8). */
   hashConcurrency?: number;
@@ -70,6 +70,13 @@ const HASH_CHUNK = 256 * 1024;
 
 export class BuildContext {
   private readonly contentMemo = new Map<string, string>();
+  /** Entry digests of files, by path (from the stat cache or computed). */
+  private readonly fileDigestMemo = new Map<string, string>();
+  /** Digests of non-file entries by their digest input: most directories share one. */
+  private readonly metaDigestMemo = new Map<string, string>();
+  private statCacheValue: StatCache | undefined;
+  /** Distinct files whose stat cache row this context looked up with a hit or (re)recorded. */
+  private confirmedRows = 0;
 
   private constructor(
     /** Absolute, symlink-free path of the context directory. */
@@ -80,9 +87,17 @@ export class BuildContext {
     readonly dockerignorePath: string | undefined,
     private readonly matcher: PatternMatcher,
     private readonly tree: ContextTree,
-    private readonly statCache: StatCache,
     private readonly opts: OpenContextOptions,
   ) {}
+
+  /** Loaded on first use: a build that copies nothing from the context never reads it. */
+  private get statCache(): StatCache {
+    const cacheOpts = { racyWindowMs: this.opts.racyWindowMs };
+    this.statCacheValue ??= this.opts.statCacheFile
+      ? StatCache.loadSync(this.opts.statCacheFile, cacheOpts)
+      : StatCache.inMemory(cacheOpts);
+    return this.statCacheValue;
+  }
 
   static async open(dir: string, opts: OpenContextOptions = {}): Promise<BuildContext> {
     let root: string;
@@ -109,12 +124,8 @@ export class BuildContext {
       ignorePath = loaded.path;
     }
     const matcher = PatternMatcher.from(patterns);
-    const entries = await walkContext(root, matcher, { concurrency: opts.walkConcurrency, signal: opts.signal });
-    const cacheOpts = { racyWindowMs: opts.racyWindowMs };
-    const statCache = opts.statCacheFile
-      ? await StatCache.load(opts.statCacheFile, cacheOpts)
-      : StatCache.inMemory(cacheOpts);
-    return new BuildContext(root, patterns, ignorePath, matcher, new ContextTree(rootEntry, entries), statCache, opts);
+    const entries = walkContextSync(root, matcher, { signal: opts.signal });
+    return new BuildContext(root, patterns, ignorePath, matcher, new ContextTree(rootEntry, entries), opts);
   }
 
   /** Every transferred path (root excluded) in tree order. */
@@ -152,17 +163,11 @@ export class BuildContext {
         for (const c of m.contents) if (c.entry.type === "file") files.set(c.entry.path, c.entry);
       }
     }
-    await this.hashContents([...files.values()], opts.signal ?? this.opts.signal);
+    await this.hashContents(files, opts.signal ?? this.opts.signal);
 
-    const paths: Record<string, string> = {};
-    const digestOf = (e: ContextEntry): string => {
-      let d = paths[e.path];
-      if (d === undefined) {
-        d = entryDigest(e, e.type === "file" ? this.contentMemo.get(e.path) : undefined);
-        paths[e.path] = d;
-      }
-      return d;
-    };
+    // entryDigestOf memoizes per path, so this needs no map of its own; `paths` is only built
+    // (and sorted) if someone reads it, which the engine needs only on a cache miss.
+    const digestOf = (e: ContextEntry): string => this.entryDigestOf(e);
     const out: SourceDigest[] = [];
     const all = createHash("sha256");
     all.update("kiln-sources-v1\0");
@@ -174,30 +179,71 @@ export class BuildContext {
       out.push({ source: src.source, path: src.path, digest, matches });
       all.update(`${src.path}\0${digest}\0`);
     }
-    this.statCache.prune((p) => this.tree.get(p)?.type === "file");
-    await this.statCache.save();
-    return { digest: `sha256:${all.digest("hex")}`, sources: out, paths: sortRecord(paths) };
+    const cache = this.statCache;
+    // Every row confirmed by this context is a file in the tree; only if there are more rows
+    // than that can some be stale (a deleted or now-ignored file).
+    if (cache.size > this.confirmedRows) cache.prune((p) => this.tree.get(p)?.type === "file");
+    await cache.save();
+    let paths: Record<string, string> | undefined;
+    return {
+      digest: `sha256:${all.digest("hex")}`,
+      sources: out,
+      get paths(): Record<string, string> {
+        paths ??= pathDigests(resolved, digestOf);
+        return paths;
+      },
+    };
+  }
+
+  /** An entry's digest: files via the stat cache or their content hash, the rest memoized by input. */
+  private entryDigestOf(e: ContextEntry): string {
+    if (e.type === "file") {
+      let d = this.fileDigestMemo.get(e.path);
+      if (d === undefined) {
+        d = digestOfEntryInput(entryDigestInput(e, this.contentMemo.get(e.path)));
+        this.fileDigestMemo.set(e.path, d);
+      }
+      return d;
+    }
+    const input = entryDigestInput(e, undefined);
+    let d = this.metaDigestMemo.get(input);
+    if (d === undefined) {
+      d = digestOfEntryInput(input);
+      this.metaDigestMemo.set(input, d);
+    }
+    return d;
   }
 
   private matchDigest(m: ResolvedMatch, digestOf: (e: ContextEntry) => string): string {
     if (m.entry.type !== "dir") return digestOf(m.entry);
-    const pairs: Array<[string, string]> = [["", digestOf(m.entry)]];
-    for (const c of m.contents) pairs.push([c.relPath, digestOf(c.entry)]);
-    return treeDigest(pairs);
+    const tree = new TreeHasher();
+    tree.add("", digestOf(m.entry));
+    for (const c of m.contents) tree.add(c.relPath, digestOf(c.entry));
+    return tree.digest();
   }
 
-  /** Fills contentMemo for `files`, reading only those the stat cache can't vouch for. */
-  private async hashContents(files: ContextEntry[], signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Fills contentMemo (and fileDigestMemo where the stat cache has it) for `files`, reading only
+   * those the stat cache can't vouch for.
+   */
+  private async hashContents(files: ReadonlyMap<string, ContextEntry>, signal: AbortSignal | undefined): Promise<void> {
     const todo: ContextEntry[] = [];
-    for (const f of files) {
+    const cache = this.statCache;
+    for (const f of files.values()) {
       if (this.contentMemo.has(f.path)) continue;
       if (f.size === 0) {
         this.contentMemo.set(f.path, EMPTY_SHA256);
         continue;
       }
-      const cached = this.statCache.lookup(f.path, f);
-      if (cached !== undefined) this.contentMemo.set(f.path, cached);
-      else todo.push(f);
+      const cached = cache.lookupEntry(f.path, f);
+      if (cached === undefined) {
+        todo.push(f);
+        continue;
+      }
+      this.contentMemo.set(f.path, cached.sha256);
+      this.confirmedRows++;
+      if (cached.entryDigest !== undefined) this.fileDigestMemo.set(f.path, cached.entryDigest);
+      else cache.record(f.path, f, cached.sha256, Date.now(), this.entryDigestOf(f));
     }
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -209,7 +255,8 @@ export class BuildContext {
         this.opts.onContentRead?.(f.path);
         const sha = await hashFileContent(join(this.root, f.path), buf, signal);
         this.contentMemo.set(f.path, sha);
-        this.statCache.record(f.path, f, sha, started);
+        this.confirmedRows++;
+        cache.record(f.path, f, sha, started, this.entryDigestOf(f));
       }
     };
     const n = Math.min(this.opts.hashConcurrency ?? 8, todo.length);
@@ -217,8 +264,18 @@ export class BuildContext {
   }
 }
 
-function sortRecord(r: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+/** The entry digest of every resolved path that contributed, sorted by path. */
+function pathDigests(resolved: readonly ResolvedSource[], digestOf: (e: ContextEntry) => string): Record<string, string> {
+  const m = new Map<string, string>();
+  for (const src of resolved) {
+    for (const match of src.matches) {
+      m.set(match.resolvedPath, digestOf(match.entry));
+      for (const c of match.contents) m.set(c.entry.path, digestOf(c.entry));
+    }
+  }
+  const out: Record<string, string> = {};
+  for (const k of [...m.keys()].sort()) out[k] = m.get(k) as string;
+  return out;
 }
 
 /** Which paths differ between two digests of the same sources ("which file changed"). */

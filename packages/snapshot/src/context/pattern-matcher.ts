@@ -21,6 +21,8 @@ export class IgnorePattern {
   private readonly re: RegExp | undefined;
   private readonly compileError: BadPatternError | undefined;
   private readonly literal: string;
+  /** For a regexp: the literal text after its last glob character, which every match ends with. */
+  private readonly tail: string;
 
   constructor(
     /** The cleaned pattern without its leading `!`. */
@@ -44,6 +46,9 @@ export class IgnorePattern {
     this.compileError = error;
     this.literal =
       kind === "prefix" ? text.slice(0, -2) : kind === "suffix" ? text.slice(2) : text;
+    // The regexp is anchored at the end and the tail holds no special character, so a path
+    // not ending with it can be rejected without running the regexp (`**/*.log` → ".log").
+    this.tail = kind === "regexp" ? text.slice(Math.max(...["*", "?", "[", "]", "\\", "^"].map((c) => text.lastIndexOf(c))) + 1) : "";
   }
 
   /** Does this pattern match `path` itself (no parent-directory logic)? */
@@ -58,7 +63,7 @@ export class IgnorePattern {
         // `**/foo` also matches a top-level `foo`.
         return path.endsWith(this.literal) || (this.literal[0] === "/" && path === this.literal.slice(1));
       case "regexp":
-        return (this.re as RegExp).test(path);
+        return path.endsWith(this.tail) && (this.re as RegExp).test(path);
     }
   }
 

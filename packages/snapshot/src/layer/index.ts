@@ -8,3 +8,21 @@ export { writeLayerBlob, type WriteLayerBlobOptions } from "./blob.js";
 export { DecompressError, decompressStream, detectCompression, type ArchiveCompression } from "./decompress.js";
 export { detectArchive, readLayerTar, type ReadLayerTarOptions, type TarReadEntry } from "./tar-reader.js";
 export { extractLayer, type ExtractLayerOptions, type ExtractLayerResult, type WhiteoutMode } from "./extract.js";
+export {
+  CHUNK_INDEX_VERSION,
+  ChunkIndexError,
+  parseChunkIndex,
+  serializeChunkIndex,
+  type ChunkEntryRef,
+  type ChunkIndex,
+  type ChunkMember,
+} from "./chunked-index.js";
+export {
+  DEFAULT_CHUNK_BYTES,
+  writeChunkedLayerBlob,
+  type ChunkedLayerEntry,
+  type ChunkedLayerInfo,
+  type ChunkedWriteStats,
+  type PreviousChunkedLayer,
+  type WriteChunkedLayerOptions,
+} from "./chunked-writer.js";

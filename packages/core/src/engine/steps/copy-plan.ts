@@ -1,6 +1,6 @@
 // Where COPY/ADD puts things: Docker's destination rules (as BuildKit's file op implements them) turned
 // into the entries of one layer. Pure: sources come described, the parent image as an ImageFsView.
-import type { LayerEntry, LayerEntryType } from "@kiln/snapshot";
+import type { ChunkedLayerEntry, LayerEntry, LayerEntryType } from "@kiln/snapshot";
 import type { ImageFsView } from "../fs-view.js";
 
 /** One filesystem object to copy; `open` streams a file's content. */
@@ -13,6 +13,8 @@ export interface CopyNode {
   size?: number;
   linkname?: string;
   open?: () => NodeJS.ReadableStream;
+  /** Host file with the content, for fast synchronous reads by the chunked layer writer. */
+  sourcePath?: string;
 }
 
 /** A matched source: the object itself and, for a directory, everything below it (relative paths). */
@@ -107,6 +109,7 @@ class LayerBuilder {
     if (node.size !== undefined) entry.size = node.size;
     if (node.linkname !== undefined) entry.linkname = node.linkname;
     if (node.open) entry.open = node.open;
+    if (node.sourcePath) (entry as ChunkedLayerEntry).sourcePath = node.sourcePath;
     // Replacing a directory with a non-directory drops what this layer put below it.
     if (prev?.type === "dir" && node.type !== "dir") {
       for (const key of [...this.entries.keys()]) if (key.startsWith(`${rel}/`)) this.entries.delete(key);

@@ -35,6 +35,7 @@ function nodeFromEntry(root: string, rel: string, entry: ContextEntry, preserveO
     node.size = entry.size;
     const abs = path.join(root, rel);
     node.open = () => createReadStream(abs);
+    node.sourcePath = abs;
   }
   if (type === "symlink" && entry.linkname !== undefined) node.linkname = entry.linkname;
   return node;

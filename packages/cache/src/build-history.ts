@@ -58,6 +58,9 @@ export class BuildHistory {
       steps: steps.map((s) => ({ key: parseDigest(s.key), description: String(s.description) })),
     };
     const id = this.#fileId(identity);
+    // A build identical to the latest one (a rebuild with nothing changed) adds nothing to compare with.
+    const latest = await this.latest(identity);
+    if (latest && sameSteps(latest.steps, entry.steps)) return latest;
     await withFileLock(
       join(this.#locksDir, `history-${id}.lock`),
       async () => {
@@ -92,4 +95,8 @@ export class BuildHistory {
   #fileId(identity: string): string {
     return digestHex(computeDigest(identity));
   }
+}
+
+function sameSteps(a: BuildStep[], b: BuildStep[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.key === b[i]!.key && s.description === b[i]!.description);
 }

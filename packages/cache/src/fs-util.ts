@@ -61,6 +61,11 @@ export interface AtomicWriteOptions {
   syncDir?: boolean;
   /** Set the file's mtime (and atime) before it becomes visible. */
   mtime?: Date;
+  /**
+   * fsync the data before the rename (default true). Files that only matter while their writer lives
+   * (leases) skip it: a crash that could lose the data ends the writer too.
+   */
+  durable?: boolean;
 }
 
 /**
@@ -73,7 +78,7 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string,
   try {
     await fh.writeFile(data);
     if (options.mtime) await fh.utimes(options.mtime, options.mtime);
-    await fh.sync();
+    if (options.durable !== false) await fh.sync();
   } catch (err) {
     await fh.close();
     await unlinkIfExists(tmp);

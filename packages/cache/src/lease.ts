@@ -148,7 +148,7 @@ export class Lease {
       this.#file.updatedAt = new Date().toISOString();
       this.#file.digests = [...this.#digests];
       const data = JSON.stringify(this.#file);
-      await withFileLock(gcLockPath(this.#store), () => writeFileAtomic(this.path, data, { tmpDir: this.#store.dir("tmp") }), options);
+      await withFileLock(gcLockPath(this.#store), () => writeFileAtomic(this.path, data, { tmpDir: this.#store.dir("tmp"), durable: false }), options);
     });
     this.#writing = next;
     return next;

@@ -45,7 +45,11 @@ export class TagStore {
   }
 
   async set(name: string, descriptor: TagDescriptor): Promise<TagEntry> {
-    const entry: TagEntry = { name, descriptor: validateDescriptor(descriptor), updatedAt: new Date().toISOString() };
+    const valid = validateDescriptor(descriptor);
+    // Re-tagging the same image (every rebuild with nothing changed) writes nothing.
+    const existing = await this.#read(this.#path(name));
+    if (existing?.name === name && JSON.stringify(existing.descriptor) === JSON.stringify(valid)) return existing;
+    const entry: TagEntry = { name, descriptor: valid, updatedAt: new Date().toISOString() };
     await writeFileAtomic(this.#path(name), JSON.stringify(entry), { tmpDir: this.#tmpDir });
     return entry;
   }

@@ -288,7 +288,7 @@ class BuildSession {
   context(): Promise<BuildContext> {
     this.contextPromise ??= BuildContext.open(this.contextDir, {
       ...(this.dockerfilePath ? { dockerfile: this.dockerfilePath } : {}),
-      statCacheFile: path.join(this.store.root, "context-stat", `${sha256Digest(this.contextDir).slice(7, 39)}.json`),
+      statCacheFile: path.join(this.store.root, "context-stat", `${sha256Digest(this.contextDir).slice(7, 39)}.statcache`),
       ...(this.signal ? { signal: this.signal } : {}),
     });
     return this.contextPromise;
@@ -709,7 +709,8 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   const instructionKey = canonicalJson(stripLocation(expanded));
   const inputs: CacheKeyInputs = { instruction: expanded.original, buildArgs };
   let filesDigest: string | undefined;
-  let filesPaths: Record<string, string> | undefined;
+  /** Per-path file digests of a COPY/ADD, read only on a miss. */
+  let filesPaths: (() => Record<string, string>) | undefined;
   let copyLoad: (() => Promise<LayerDescriptor | undefined>) | undefined;
   /** COPY --from: the key by source identity, and a record found by it (which names the chain key). */
   let fastKey: Digest | undefined;
@@ -735,7 +736,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     const resolved = source ? await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership }) : undefined;
     if (resolved) {
       filesDigest = resolved.digest;
-      filesPaths = resolved.paths;
+      filesPaths = () => resolved.paths;
     }
     if (resolved) copyLoad = async () => {
       const { sources, cleanup } = await resolved.load(session.signal);
@@ -853,7 +854,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     else if (ctx.missedBefore) miss = { kind: "parent-changed" };
     else {
       const prev = await session.previousInputs(ctx.stepId);
-      miss = explainMiss(inputs, prev?.inputs, prev?.files, filesPaths);
+      miss = explainMiss(inputs, prev?.inputs, prev?.files, filesPaths?.());
     }
     // One builder per step across processes sharing the store: a concurrent build of the same step
     // waits here and then takes the first one's record instead of doing the work again.
@@ -868,7 +869,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
       if (made) await session.lease.add([made.digest, made.diffID]);
       let filesIndex: Digest | undefined;
       if (filesPaths) {
-        const bytes = canonicalJson(filesPaths);
+        const bytes = canonicalJson(filesPaths());
         await session.lease.add([sha256Digest(bytes)]);
         filesIndex = (await session.store.blobs.writeBytes(bytes)).digest;
       }

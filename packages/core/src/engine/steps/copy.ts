@@ -92,9 +92,10 @@ export async function resolveContextSources(
   const urls = instr.sources.filter(isUrl);
   if (urls.length > 0 && instr.kind === "copy") throw new CopySourceError("source can't be a URL for COPY");
   const digested = await ctx.digestSources(localSources);
-  let paths = digested.paths;
+  // Per-path digests are only needed on a miss (to explain it and to record them): built when read.
+  let excludedPaths: Record<string, string> | undefined;
   let sourcesDigest = digested.digest;
-  if (instr.excludes.length > 0) ({ paths, digest: sourcesDigest } = withoutExcluded(ctx, localSources, digested.paths, instr.excludes));
+  if (instr.excludes.length > 0) ({ paths: excludedPaths, digest: sourcesDigest } = withoutExcluded(ctx, localSources, digested.paths, instr.excludes));
   const hash = createHash("sha256").update(sourcesDigest);
   for (const c of instr.contents) hash.update(`\0heredoc\0${c.path}\0${c.data}`);
   for (const u of urls) hash.update(`\0url\0${u}`);
@@ -104,7 +105,9 @@ export async function resolveContextSources(
   const unpack = instr.kind === "add" && (instr.unpack ?? true);
   return {
     digest: `sha256:${hash.digest("hex")}`,
-    paths,
+    get paths() {
+      return excludedPaths ?? digested.paths;
+    },
     async load(signal) {
       const cleanups: string[] = [];
       const sources: CopySource[] = [];

@@ -217,3 +217,14 @@ RUN --mount=type=bind,from=data,source=/data,target=/mnt cp /mnt/value /copied
     expect(await layerSet({ rootfsDriver: "overlay", executor: "runc" })).toEqual(overlay);
   });
 });
+
+describe("identical layers", () => {
+  it("stacks a layer that appears twice (two identical empty RUNs) without refusing the overlay", async () => {
+    const ctx = await context(`${PRELUDE}RUN true\nRUN true\nRUN echo after > /after\n`);
+    const { result } = await run(ctx);
+    const diffIds = result.image.config.rootfs.diff_ids;
+    expect(new Set(diffIds).size).toBeLessThan(diffIds.length);
+    const paths = (await Promise.all(result.image.manifest.layers.map((l) => layerPaths(l.digest)))).flat();
+    expect(paths).toContain("after");
+  });
+});

@@ -230,8 +230,7 @@ class BuildSession {
     let ctx = this.sourceFs.get(id);
     if (!ctx) {
       ctx = (async () => {
-        const lowerDirs: string[] = [];
-        for (const layer of layers) lowerDirs.unshift(await this.unpacked.ensure(layer, this.signal));
+        const lowerDirs = await this.unpacked.lowerDirs(layers, this.signal);
         await mkdir(path.join(this.store.root, "run"), { recursive: true });
         const work = await mkdtemp(path.join(this.store.root, "run", "src-"));
         const target = path.join(work, "merged");

@@ -53,4 +53,21 @@ export class UnpackedLayers {
     }, signal ? { signal } : {});
     return dir;
   }
+
+  /**
+   * The overlay lower dirs for a stack of layers, top-most first. A layer that appears more than once
+   * (two identical steps, e.g. two empty RUN layers) is kept only at its top-most place: overlayfs
+   * refuses duplicate lowers, and the lower copy can change nothing the upper copy does not redo.
+   */
+  async lowerDirs(layers: LayerDescriptor[], signal?: AbortSignal): Promise<string[]> {
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (let i = layers.length - 1; i >= 0; i--) {
+      const layer = layers[i]!;
+      if (seen.has(layer.diffID)) continue;
+      seen.add(layer.diffID);
+      out.push(await this.ensure(layer, signal));
+    }
+    return out;
+  }
 }

@@ -74,8 +74,7 @@ const TAIL_LINES = 12;
 /** Executes the RUN and writes its layer. Returns the layer (possibly an empty one). */
 export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor> {
   const { instr, config, signal } = opts;
-  const lowerDirs: string[] = [];
-  for (const layer of opts.layers) lowerDirs.unshift(await opts.unpacked.ensure(layer, signal));
+  const lowerDirs = await opts.unpacked.lowerDirs(opts.layers, signal);
   await mkdir(opts.workRoot, { recursive: true });
   const work = await mkdtemp(path.join(opts.workRoot, "run-"));
   // The last lines of output, for the error message; a line may arrive split across chunks.

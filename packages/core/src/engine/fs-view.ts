@@ -132,6 +132,19 @@ export class ImageFsView {
     const node = this.nodes.get(rel);
     if (!node || node.type !== "file") return undefined;
     const layer = this.layers[node.layer]!;
+    // Layers never change, so a file read from one (/etc/passwd for every RUN's USER) is read once.
+    const memoKey = `${layer.digest}\0${rel}`;
+    const memo = fileMemo.get(memoKey);
+    if (memo) return memo;
+    const content = await this.readFromLayer(layer, rel, signal);
+    if (content && content.length <= MEMO_MAX_FILE) {
+      if (fileMemo.size >= MEMO_MAX_ENTRIES) fileMemo.delete(fileMemo.keys().next().value!);
+      fileMemo.set(memoKey, content);
+    }
+    return content;
+  }
+
+  private async readFromLayer(layer: LayerDescriptor, rel: string, signal?: AbortSignal): Promise<Buffer | undefined> {
     for await (const { entry, body } of readLayerTar(this.blobs.createReadStream(layer.digest), signal ? { signal } : {})) {
       if (entry.path !== rel) {
         body.resume();
@@ -144,6 +157,10 @@ export class ImageFsView {
     return undefined;
   }
 }
+
+const fileMemo = new Map<string, Buffer>();
+const MEMO_MAX_ENTRIES = 256;
+const MEMO_MAX_FILE = 1 << 20;
 
 function toRel(p: string): string {
   return p.split("/").filter((s) => s !== "" && s !== ".").join("/");

@@ -64,16 +64,19 @@ export class ImageFsView {
     const nodes = new Map<string, FsNode>();
     for (let i = 0; i < layers.length; i++) {
       const listing = await listLayer(blobs, layers[i]!, options.cacheDir, options.signal);
-      // Whiteouts hide what lower layers have, so they apply before this layer's own entries.
+      // Whiteouts hide what lower layers have, so they apply before this layer's own entries: gather this
+      // layer's deletions (whiteouts, opaque dirs, dirs replaced by non-dirs), then drop everything they
+      // cover in one pass over the tree rather than one pass per deletion.
+      const gone = new Set<string>();
+      const emptied = new Set<string>();
       for (const [p, type] of listing) {
-        if (type === "whiteout") removeTree(nodes, p);
-        else if (type === "opaque") removeTree(nodes, p, true);
+        if (type === "whiteout") gone.add(p);
+        else if (type === "opaque") emptied.add(p);
+        else if (type !== "dir" && nodes.get(p)?.type === "dir") gone.add(p);
       }
+      if (gone.size > 0 || emptied.size > 0) removeCovered(nodes, gone, emptied);
       for (const [p, type, mode, uid, gid, linkname] of listing) {
         if (type !== "whiteout" && type !== "opaque") {
-          const existing = nodes.get(p);
-          // A non-directory replacing a directory hides everything below it.
-          if (existing?.type === "dir" && type !== "dir") removeTree(nodes, p);
           const node: FsNode = { type, mode, uid, gid, layer: i };
           if (linkname !== undefined) node.linkname = linkname;
           nodes.set(p, node);
@@ -166,8 +169,21 @@ function toRel(p: string): string {
   return p.split("/").filter((s) => s !== "" && s !== ".").join("/");
 }
 
-function removeTree(nodes: Map<string, FsNode>, p: string, keepSelf = false): void {
-  if (!keepSelf) nodes.delete(p);
-  const prefix = p === "" ? "" : `${p}/`;
-  for (const key of nodes.keys()) if (key.startsWith(prefix) && key !== p) nodes.delete(key);
+/** Removes every node that is in `gone` or below one, and everything below the dirs in `emptied`. */
+function removeCovered(nodes: Map<string, FsNode>, gone: Set<string>, emptied: Set<string>): void {
+  for (const key of nodes.keys()) {
+    if (gone.has(key)) {
+      nodes.delete(key);
+      continue;
+    }
+    // Walk up the ancestors: a path goes if one of them was deleted or emptied.
+    for (let slash = key.lastIndexOf("/"); slash > 0; slash = key.lastIndexOf("/", slash - 1)) {
+      const ancestor = key.slice(0, slash);
+      if (gone.has(ancestor) || emptied.has(ancestor)) {
+        nodes.delete(key);
+        break;
+      }
+    }
+    if (emptied.has("") && key !== "") nodes.delete(key);
+  }
 }

@@ -172,6 +172,7 @@ class BuildSession {
   private previousSteps = new Map<string, Digest>();
   private readonly mounts: (() => Promise<void>)[] = [];
   private readonly sourceFs = new Map<string, Promise<BuildContext>>();
+  private readonly mountedImages = new Map<string, Promise<string>>();
   private contextPromise: Promise<BuildContext> | undefined;
   private readonly viewCache = new Map<string, Promise<ImageFsView>>();
   private readonly fileMapCache = new Map<string, Promise<Record<string, string> | undefined>>();
@@ -222,14 +223,14 @@ class BuildSession {
   }
 
   /**
-   * The files of a stage or image as a read-only tree (for COPY --from): its unpacked layers stacked by an
-   * overlay mount, walked like a build context but with ownership kept.
+   * A stage's or image's merged filesystem, mounted once per build (its unpacked layers stacked by a
+   * read-only-in-use overlay); RUN --mount=from= binds from it directly.
    */
-  imageSource(layers: LayerDescriptor[]): Promise<BuildContext> {
+  mountImage(layers: LayerDescriptor[]): Promise<string> {
     const id = layers.map((l) => l.diffID).join(",");
-    let ctx = this.sourceFs.get(id);
-    if (!ctx) {
-      ctx = (async () => {
+    let dir = this.mountedImages.get(id);
+    if (!dir) {
+      dir = (async () => {
         const lowerDirs = await this.unpacked.lowerDirs(layers, this.signal);
         await mkdir(path.join(this.store.root, "run"), { recursive: true });
         const work = await mkdtemp(path.join(this.store.root, "run", "src-"));
@@ -239,8 +240,19 @@ class BuildSession {
           await unmount(target).catch(() => unmount(target, { lazy: true }));
           await rm(work, { recursive: true, force: true });
         });
-        return BuildContext.open(target, { ignorePatterns: [], ...(this.signal ? { signal: this.signal } : {}) });
+        return target;
       })();
+      this.mountedImages.set(id, dir);
+    }
+    return dir;
+  }
+
+  /** The files of a stage or image walked like a build context, ownership kept (for COPY --from). */
+  imageSource(layers: LayerDescriptor[]): Promise<BuildContext> {
+    const id = layers.map((l) => l.diffID).join(",");
+    let ctx = this.sourceFs.get(id);
+    if (!ctx) {
+      ctx = this.mountImage(layers).then((dir) => BuildContext.open(dir, { ignorePatterns: [], ...(this.signal ? { signal: this.signal } : {}) }));
       this.sourceFs.set(id, ctx);
     }
     return ctx;
@@ -806,7 +818,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
         defaultNetwork: session.options.network ?? "host",
         driver: await session.rootfsDriver(),
         executor: session.options.executor ?? "embedded",
-        resolveFrom: async (from) => (await session.imageSource((await copyFromOrigin(session, ctx.stage, from)).layers)).root,
+        resolveFrom: async (from) => session.mountImage((await copyFromOrigin(session, ctx.stage, from)).layers),
         ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
         onOutput: (stream, data) => session.emit({ type: "step-log", step: ctx.ref, stream, data }),
         ...(session.signal ? { signal: session.signal } : {}),

@@ -23,7 +23,20 @@ export interface LayerBlobReader {
 type Listing = [path: string, type: LayerEntryType | "whiteout" | "opaque", mode: number, uid: number, gid: number, linkname?: string][];
 
 /** Lists one layer's entries; cached on disk by diffID since a layer never changes. */
+/** Parsed listings by diffID: every step of a build loads the views of the same base layers again. */
+const listingMemo = new Map<string, Listing>();
+const LISTING_MEMO_MAX = 64;
+
 async function listLayer(blobs: LayerBlobReader, layer: LayerDescriptor, cacheDir: string | undefined, signal?: AbortSignal): Promise<Listing> {
+  const memo = listingMemo.get(layer.diffID);
+  if (memo) return memo;
+  const listing = await readListing(blobs, layer, cacheDir, signal);
+  if (listingMemo.size >= LISTING_MEMO_MAX) listingMemo.delete(listingMemo.keys().next().value!);
+  listingMemo.set(layer.diffID, listing);
+  return listing;
+}
+
+async function readListing(blobs: LayerBlobReader, layer: LayerDescriptor, cacheDir: string | undefined, signal?: AbortSignal): Promise<Listing> {
   const cacheFile = cacheDir ? path.join(cacheDir, `${layer.diffID.slice("sha256:".length)}.json`) : undefined;
   if (cacheFile) {
     try {

@@ -15,6 +15,8 @@ export interface IndexedNode {
   mtimeNs: bigint;
   rdev: number;
   ino: bigint;
+  /** Birth time: a directory removed and made again can get its old inode back, never its birth time. */
+  born: bigint;
   linkname?: string;
   xattrs: string;
 }
@@ -30,6 +32,7 @@ interface Walked {
   st: StatLike;
   mtimeNs: bigint;
   ino: bigint;
+  born: bigint;
 }
 
 async function walkTree(root: string, signal?: AbortSignal): Promise<Walked[]> {
@@ -40,7 +43,7 @@ async function walkTree(root: string, signal?: AbortSignal): Promise<Walked[]> {
       const childRel = rel === "" ? d.name : `${rel}/${d.name}`;
       const abs = path.join(root, childRel);
       const b = await lstat(abs, { bigint: true });
-      out.push({ rel: childRel, abs, st: toStatLike(b), mtimeNs: b.mtimeNs, ino: b.ino });
+      out.push({ rel: childRel, abs, st: toStatLike(b), mtimeNs: b.mtimeNs, ino: b.ino, born: b.birthtimeNs });
       if (b.isDirectory()) await rec(childRel);
     }
   };
@@ -73,6 +76,7 @@ export async function indexTree(root: string, opts: { signal?: AbortSignal } = {
       mtimeNs: w.mtimeNs,
       rdev: w.st.rdev,
       ino: w.ino,
+      born: w.born,
       linkname: type === "symlink" ? await readlink(w.abs) : undefined,
       xattrs: xattrKey(x, w.abs),
     });
@@ -123,7 +127,7 @@ export async function diffAgainstIndex(
       include.add(w.rel);
       continue;
     }
-    if (type === "dir" && sameTree && old.ino !== w.ino) {
+    if (type === "dir" && sameTree && (old.ino !== w.ino || old.born !== w.born)) {
       include.add(w.rel);
       opaque.add(w.rel);
       replacedDirs.push(w.rel);

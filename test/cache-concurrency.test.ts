@@ -63,14 +63,17 @@ describe("one store, many builders", () => {
     const dockerfile = path.join(ctx, "Dockerfile.kill");
     await writeFile(dockerfile, DOCKERFILE.replace("head -c 2000000 /dev/urandom > /random.bin", "seq 1 300000 > /numbers.txt"));
     const args = ["build", "-q", "-t", "killtest", "-f", dockerfile];
+    const t0 = Date.now();
     const reference = await kiln([...args, ctx], path.join(work, "reference")).done;
     expect(reference.code).toBe(0);
+    // Kill within the time a whole build takes here, so most kills land mid-build however fast it is.
+    const window = Math.max(300, Math.floor((Date.now() - t0) * 0.9));
     const storeDir = path.join(work, "killed");
     let killed = 0;
     for (let i = 0; i < 12; i++) {
       const run = kiln([...args, "--no-cache", ctx], storeDir);
-      // Somewhere between start-up and the end of the build (a couple of seconds).
-      await new Promise((resolve) => setTimeout(resolve, 100 + Math.floor(Math.random() * 2500)));
+      // Somewhere between start-up and the end of the build.
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.floor(Math.random() * window)));
       run.kill();
       if ((await run.done).signal === "SIGKILL") killed++;
     }

@@ -1,12 +1,14 @@
 import { createHash } from "node:crypto";
-import { createReadStream, openSync, type ReadStream } from "node:fs";
-import { chmod, mkdir, opendir, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { createReadStream, existsSync, openSync, readFileSync } from "node:fs";
+import { chmod, mkdir, open, opendir, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { BlobBatch } from "./blob-batch.js";
 import { BlobIngest, type BlobWriteResult, type IngestOptions } from "./blob-ingest.js";
+import { CompositeBlobError, compositeReadStream, parseComposite, serializeComposite, type CompositeBlob, type CompositePart } from "./composite.js";
 import { computeDigest, digestHex, isDigest, type Digest } from "./digest.js";
-import { BlobNotFoundError, DigestMismatchError, InvalidStoreNameError } from "./errors.js";
+import { BlobNotFoundError, DigestMismatchError, InvalidStoreNameError, SizeMismatchError } from "./errors.js";
 import { fsyncDir, isErrno, tempName, tempNamePid, unlinkIfExists } from "./fs-util.js";
 import { isProcessAlive } from "./process.js";
 import { defaultStoreRoot } from "./store-root.js";
@@ -26,21 +28,25 @@ export interface CleanupIngestOptions {
 
 const DEFAULT_INGEST_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 /** Directories every store has; other packages add their own (e.g. layers/) via dir()/ensureDir(). */
-const STORE_DIRS = ["blobs/sha256", "ingest", "index", "tags", "tmp", "history", "locks"] as const;
+const STORE_DIRS = ["blobs/sha256", "composites/sha256", "ingest", "index", "tags", "tmp", "history", "locks"] as const;
 
 /**
  * Content-addressed blob store in the style of containerd's content store: blobs live at
  * blobs/sha256/<hex>, are written through ingest/ temp files, verified, fsynced and renamed into place.
- * Several processes may share one root; writers of the same blob all succeed.
+ * Several processes may share one root; writers of the same blob all succeed. A blob may also be a composite
+ * (composites/sha256/<hex>.json: the concatenation of regular part blobs, see composite.ts); every reader
+ * (has, stat, createReadStream, readBytes, verify) sees it like a regular blob, but it has no single file.
  */
 export class BlobStore {
   readonly root: string;
   readonly #blobsDir: string;
+  readonly #compositesDir: string;
   readonly #ingestDir: string;
 
   private constructor(root: string) {
     this.root = root;
     this.#blobsDir = join(root, "blobs", "sha256");
+    this.#compositesDir = join(root, "composites", "sha256");
     this.#ingestDir = join(root, "ingest");
   }
 
@@ -63,16 +69,130 @@ export class BlobStore {
     return dir;
   }
 
-  /** Where the blob lives (whether or not it exists); for fast local reads. */
+  /**
+   * Where a regular blob lives (whether or not it exists); for fast local reads. A composite blob has no
+   * single file: use filePath() (undefined for composites) or createReadStream().
+   */
   path(digest: Digest): string {
     return join(this.#blobsDir, digestHex(digest));
   }
 
-  async has(digest: Digest): Promise<boolean> {
-    return (await this.stat(digest)) !== undefined;
+  /** The file holding the blob's bytes when it is a regular blob present on disk, else undefined. */
+  filePath(digest: Digest): string | undefined {
+    const p = this.path(digest);
+    return existsSync(p) ? p : undefined;
   }
 
-  async stat(digest: Digest): Promise<{ size: number } | undefined> {
+  #compositePath(digest: Digest): string {
+    return join(this.#compositesDir, `${digestHex(digest)}.json`);
+  }
+
+  /** The composite record, or undefined when the blob is regular or absent. */
+  async readComposite(digest: Digest): Promise<CompositeBlob | undefined> {
+    try {
+      return parseComposite(await readFile(this.#compositePath(digest), "utf8"), digest);
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return undefined;
+      throw err;
+    }
+  }
+
+  #readCompositeSync(digest: Digest): CompositeBlob | undefined {
+    try {
+      return parseComposite(readFileSync(this.#compositePath(digest), "utf8"), digest);
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Records `digest` (size = sum of part sizes) as the in-order concatenation of the existing regular blobs
+   * `parts`. The caller hashed the bytes while producing them; `verify` re-hashes the parts first
+   * (DigestMismatchError). Atomic (temp file, fsync, rename, fsync dir) and idempotent: an existing regular or
+   * composite blob with that digest makes it a no-op. Throws BlobNotFoundError when a part is missing and
+   * CompositeBlobError when a part is itself a composite. Under a Lease, add reused (older) parts to the lease
+   * before calling this, as for any existing blob a build relies on: GC may otherwise take them meanwhile.
+   */
+  async writeComposite(digest: Digest, parts: CompositePart[], options: { verify?: boolean; signal?: AbortSignal } = {}): Promise<BlobWriteResult> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    digestHex(digest);
+    let size = 0;
+    for (const p of parts) {
+      digestHex(p.digest);
+      if (!Number.isSafeInteger(p.size) || p.size < 0) throw new CompositeBlobError(`part ${p.digest} has an invalid size ${String(p.size)}`);
+      size += p.size;
+    }
+    if (await this.has(digest)) return { digest, size };
+    for (const p of parts) {
+      const st = await this.#statRegular(p.digest);
+      if (!st) {
+        if (await this.readComposite(p.digest)) throw new CompositeBlobError(`part ${p.digest} of ${digest} is a composite; composites may not nest`);
+        throw new BlobNotFoundError(p.digest);
+      }
+      if (st.size !== p.size) throw new SizeMismatchError(p.size, st.size);
+    }
+    const record: CompositeBlob = { digest, size, parts: parts.map((p) => ({ digest: p.digest, size: p.size })) };
+    if (options.verify) {
+      const hash = createHash("sha256");
+      await pipeline(compositeReadStream(record, (d) => this.path(d)), hash, signal ? { signal } : {});
+      const actual: Digest = `sha256:${hash.digest("hex")}`;
+      if (actual !== digest) throw new DigestMismatchError(digest, actual);
+    }
+    signal?.throwIfAborted();
+    const tmp = join(this.#ingestDir, tempName("composite"));
+    try {
+      const fh = await open(tmp, "wx", 0o444);
+      try {
+        await fh.writeFile(serializeComposite(record));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      // Concurrent writers of one digest each rename an identical record into place.
+      await rename(tmp, this.#compositePath(digest));
+    } catch (err) {
+      await unlinkIfExists(tmp);
+      throw err;
+    }
+    await fsyncDir(this.#compositesDir);
+    return { digest, size };
+  }
+
+  /** Every composite record, with its file's mtime. Unreadable records are skipped (checkStore reports them). */
+  async *listComposites(): AsyncIterable<CompositeBlob & { mtimeMs: number }> {
+    for await (const r of this.listCompositeRecords()) if (r.composite) yield { ...r.composite, mtimeMs: r.mtimeMs };
+  }
+
+  /** Every composite record file: parsed, or with the CompositeBlobError that makes it unreadable. */
+  async *listCompositeRecords(): AsyncIterable<{ digest: Digest; mtimeMs: number; composite?: CompositeBlob; error?: CompositeBlobError }> {
+    for await (const entry of await opendir(this.#compositesDir)) {
+      if (!entry.name.endsWith(".json")) continue;
+      const digest = `sha256:${entry.name.slice(0, -".json".length)}`;
+      if (!isDigest(digest)) continue;
+      const file = join(this.#compositesDir, entry.name);
+      let text: string;
+      let mtimeMs: number;
+      try {
+        [text, mtimeMs] = await Promise.all([readFile(file, "utf8"), stat(file).then((st) => st.mtimeMs)]);
+      } catch (err) {
+        if (isErrno(err, "ENOENT")) continue;
+        throw err;
+      }
+      let composite: CompositeBlob;
+      try {
+        composite = parseComposite(text, digest);
+      } catch (err) {
+        if (!(err instanceof CompositeBlobError)) throw err;
+        yield { digest, mtimeMs, error: err };
+        continue;
+      }
+      yield { digest, mtimeMs, composite };
+    }
+  }
+
+  async #statRegular(digest: Digest): Promise<{ size: number } | undefined> {
     try {
       const st = await stat(this.path(digest));
       return { size: st.size };
@@ -82,17 +202,30 @@ export class BlobStore {
     }
   }
 
+  async has(digest: Digest): Promise<boolean> {
+    return (await this.stat(digest)) !== undefined;
+  }
+
+  async stat(digest: Digest): Promise<{ size: number } | undefined> {
+    const regular = await this.#statRegular(digest);
+    if (regular) return regular;
+    const c = await this.readComposite(digest);
+    return c ? { size: c.size } : undefined;
+  }
+
   /**
    * Streams a blob (byte range `start`..`end` inclusive, like fs.createReadStream). The file is opened
    * synchronously so a missing blob throws BlobNotFoundError here, and a concurrent delete cannot cut the read.
    */
-  createReadStream(digest: Digest, options: { start?: number; end?: number; highWaterMark?: number } = {}): ReadStream {
+  createReadStream(digest: Digest, options: { start?: number; end?: number; highWaterMark?: number } = {}): Readable {
     let fd: number;
     try {
       fd = openSync(this.path(digest), "r");
     } catch (err) {
-      if (isErrno(err, "ENOENT")) throw new BlobNotFoundError(digest, { cause: err });
-      throw err;
+      if (!isErrno(err, "ENOENT")) throw err;
+      const c = this.#readCompositeSync(digest);
+      if (!c) throw new BlobNotFoundError(digest, { cause: err });
+      return compositeReadStream(c, (d) => this.path(d), options);
     }
     return createReadStream("", { ...options, fd, autoClose: true });
   }
@@ -102,9 +235,12 @@ export class BlobStore {
     try {
       return await readFile(this.path(digest));
     } catch (err) {
-      if (isErrno(err, "ENOENT")) throw new BlobNotFoundError(digest, { cause: err });
-      throw err;
+      if (!isErrno(err, "ENOENT")) throw err;
+      if (!(await this.readComposite(digest))) throw new BlobNotFoundError(digest, { cause: err });
     }
+    const chunks: Buffer[] = [];
+    for await (const c of this.createReadStream(digest)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
   }
 
   async readJson<T>(digest: Digest): Promise<T> {
@@ -128,6 +264,11 @@ export class BlobStore {
     return { ...(await this.writeBytes(bytes)), bytes };
   }
 
+  /** A batch of small blobs written synchronously and made durable and visible together by commit(). */
+  batch(): BlobBatch {
+    return new BlobBatch(this.#ingestDir, (d) => this.path(d), this.#blobsDir);
+  }
+
   /** A Writable into a new temp file; call commit() when done (or abort()). */
   ingest(options: IngestOptions = {}): BlobIngest {
     return new BlobIngest(join(this.#ingestDir, tempName("ingest")), (tmp, digest) => this.#commitTemp(tmp, digest), options);
@@ -147,9 +288,10 @@ export class BlobStore {
     return ing.commit();
   }
 
-  /** Removes a blob; missing blobs are fine (deletes may race with GC in another process). */
+  /** Removes a blob (a composite's record, never its parts); missing blobs are fine (deletes may race with GC). */
   async delete(digest: Digest): Promise<void> {
     await unlinkIfExists(this.path(digest));
+    await unlinkIfExists(this.#compositePath(digest));
   }
 
   async *list(): AsyncIterable<BlobInfo> {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
 import { CacheIndex } from "./cache-index.js";
 import { isDigest, type Digest } from "./digest.js";
+import { CompositeBlobError } from "./composite.js";
 import { BlobNotFoundError } from "./errors.js";
 import { isErrno, unlinkIfExists } from "./fs-util.js";
 import { recordBlobs } from "./gc-roots.js";
@@ -58,6 +59,28 @@ export async function checkStore(store: BlobStore, options: CheckOptions = {}): 
       if (err instanceof BlobNotFoundError) continue; // removed meanwhile (e.g. by GC)
       if (isErrno(err, "EISDIR", "EACCES", "EIO")) issues.push({ kind: "corrupt-blob", digest, detail: (err as Error).message });
       else throw err;
+    }
+  }
+
+  // A composite is sound when its record parses, every part is there and the parts hash, in order, to its digest.
+  for await (const c of store.listCompositeRecords()) {
+    signal?.throwIfAborted();
+    blobs++;
+    let detail = c.error?.message;
+    if (detail === undefined) {
+      try {
+        if (!(await store.verify(c.digest, signal))) detail = "its parts do not hash to its digest";
+      } catch (err) {
+        if (err instanceof BlobNotFoundError) {
+          if (err.digest === c.digest) continue; // removed meanwhile (e.g. by GC)
+          detail = `part ${err.digest} is missing`;
+        } else if (err instanceof CompositeBlobError || isErrno(err, "EISDIR", "EACCES", "EIO")) detail = (err as Error).message;
+        else throw err;
+      }
+    }
+    if (detail !== undefined) {
+      issues.push({ kind: "corrupt-blob", digest: c.digest, detail: `composite: ${detail}` });
+      if (options.repair) await store.delete(c.digest);
     }
   }
 

@@ -25,7 +25,7 @@ export async function cacheDuCommand(store: BlobStore, options: CacheDuOptions =
   lines.push(
     `Records: ${usage.records.length}`,
     `Total (cache records, shared blobs once): ${formatSize(usage.totalSize)}${usage.lazySize > 0 ? ` (+${formatSize(usage.lazySize)} not downloaded)` : ""}`,
-    `Store blobs: ${usage.storeBlobs}, ${formatSize(usage.storeSize)}`,
+    `Store blobs: ${usage.storeBlobs}, ${formatSize(usage.storeSize)}${usage.storeComposites > 0 ? ` (+${usage.storeComposites} composite, stored as their parts)` : ""}`,
   );
   if (usage.records.some((r) => r.shared)) lines.push("* shares blobs with other records");
   return `${lines.join("\n")}\n`;

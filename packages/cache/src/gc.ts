@@ -42,6 +42,7 @@ const LAYER_CACHE_DIRS = [
   { dir: "layer-listing", key: "diffID" },
   { dir: "layer-sizes", key: "diffID" },
   { dir: "layer-index", key: "blob" },
+  { dir: "layer-parts", key: "blob" },
 ] as const;
 const LAYERS_DIR = "layers";
 const COMPLETE_MARKER = ".kiln-complete";
@@ -74,6 +75,19 @@ export async function collectGarbage(store: BlobStore, options: GcOptions = {}):
       addLeaseRoots(leases, roots);
       keptRoots = roots;
       const keepNewerThan = protectSince(leases, options.graceMs ?? 0);
+      // Composites first: a kept one keeps its parts (regular blobs the sweep below would not otherwise see
+      // referenced); an unreachable one loses its record, and its parts go unless something else needs them.
+      // A build's new parts are younger than its lease, and reused older parts are in it (Lease.add), so a
+      // composite not yet recorded cannot lose its parts here.
+      for await (const c of store.listCompositeRecords()) {
+        signal?.throwIfAborted();
+        if (roots.blobs.has(c.digest) || c.mtimeMs >= keepNewerThan) {
+          for (const p of c.composite?.parts ?? []) roots.blobs.add(p.digest);
+          continue;
+        }
+        await store.delete(c.digest);
+        result.removedBlobs.push(c.digest);
+      }
       for await (const blob of store.list()) {
         signal?.throwIfAborted();
         if (roots.blobs.has(blob.digest) || blob.mtimeMs >= keepNewerThan) {
@@ -220,15 +234,20 @@ export async function pruneCache(store: BlobStore, options: PruneOptions = {}): 
 
   const pinned = await tagRoots(store);
   addLeaseRoots(await readLeases(store, options.leases), pinned);
+  // Sizes are counted per stored file: a composite stands for its parts (shared parts count once).
+  const composites = new Map<Digest, Digest[]>();
+  for await (const c of store.listComposites()) composites.set(c.digest, c.parts.map((p) => p.digest));
+  const stored = (digests: Iterable<Digest>): Set<Digest> => new Set([...digests].flatMap((d) => composites.get(d) ?? [d]));
   const sizes = new Map<Digest, number>();
   const refs = new Map<Digest, number>();
   for (const r of records) {
-    for (const d of new Set(recordBlobs(r))) {
+    for (const d of stored(recordBlobs(r))) {
       refs.set(d, (refs.get(d) ?? 0) + 1);
       if (!sizes.has(d)) sizes.set(d, (await store.stat(d))?.size ?? 0);
     }
   }
-  for (const d of pinned.blobs) if (!sizes.has(d)) sizes.set(d, (await store.stat(d))?.size ?? 0);
+  const pinnedStored = stored(pinned.blobs);
+  for (const d of pinnedStored) if (!sizes.has(d)) sizes.set(d, (await store.stat(d))?.size ?? 0);
   let kept = 0;
   for (const [, size] of sizes) kept += size;
 
@@ -255,10 +274,10 @@ export async function pruneCache(store: BlobStore, options: PruneOptions = {}): 
     if (options.keepStorage !== undefined && kept <= options.keepStorage) break;
     await index.delete(r.key);
     removed.push(r);
-    for (const d of new Set(recordBlobs(r))) {
+    for (const d of stored(recordBlobs(r))) {
       const left = (refs.get(d) ?? 1) - 1;
       refs.set(d, left);
-      if (left === 0 && !pinned.blobs.has(d)) kept -= sizes.get(d) ?? 0;
+      if (left === 0 && !pinnedStored.has(d)) kept -= sizes.get(d) ?? 0;
     }
   }
   const gc = await collectGarbage(store, options);

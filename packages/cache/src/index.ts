@@ -1,5 +1,6 @@
 // @kiln/cache: the on-disk store shared by every kiln process on a machine.
 //   BlobStore    content-addressed blobs (blobs/sha256/<hex>), written via ingest/ temp files
+//                and composite blobs (composites/sha256/<hex>.json: concatenations of regular blobs)
 //   CacheIndex   step cache key -> step result records (index/)
 //   BuildHistory step keys of recent builds per build identity, for explaining misses (history/)
 //   TagStore     local image names -> manifest descriptors (tags/)
@@ -8,6 +9,8 @@ export * from "./digest.js";
 export * from "./errors.js";
 export { defaultStoreRoot } from "./store-root.js";
 export { BlobStore, type BlobInfo, type CleanupIngestOptions } from "./blob-store.js";
+export { BlobBatch } from "./blob-batch.js";
+export { CompositeBlobError, type CompositeBlob, type CompositePart } from "./composite.js";
 export { BlobIngest, type BlobWriteResult, type IngestOptions } from "./blob-ingest.js";
 export { CacheIndex, type CacheKeyInputs, type CacheRecord, type NewCacheRecord } from "./cache-index.js";
 export { BuildHistory, type BuildHistoryOptions, type BuildRecord, type BuildStep } from "./build-history.js";

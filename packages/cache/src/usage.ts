@@ -25,9 +25,11 @@ export interface CacheUsage {
   totalSize: number;
   /** Unique bytes the records could fetch lazily. */
   lazySize: number;
-  /** Every blob in the store, needed or not. */
+  /** Every blob file in the store, needed or not (composite parts once; composite records take no space). */
   storeSize: number;
   storeBlobs: number;
+  /** Composite blobs recorded (each stands for the concatenation of some of the blobs above). */
+  storeComposites: number;
 }
 
 export async function cacheUsage(store: BlobStore, options: { signal?: AbortSignal } = {}): Promise<CacheUsage> {
@@ -39,12 +41,18 @@ export async function cacheUsage(store: BlobStore, options: { signal?: AbortSign
     local.set(b.digest, b.size);
     storeSize += b.size;
   }
+  // A composite takes no space of its own: a record using one holds its parts (shared parts count once).
+  const composites = new Map<Digest, Digest[]>();
+  for await (const c of store.listComposites()) {
+    options.signal?.throwIfAborted();
+    composites.set(c.digest, c.parts.map((p) => p.digest));
+  }
   const users = new Map<Digest, number>();
   const lazySizes = new Map<Digest, number>();
   const perRecord: { usage: RecordUsage; blobs: Digest[] }[] = [];
   for await (const r of index.list()) {
     options.signal?.throwIfAborted();
-    const blobs = [...new Set(recordBlobs(r))];
+    const blobs = [...new Set(recordBlobs(r).flatMap((d) => composites.get(d) ?? [d]))];
     let size = 0;
     let lazySize = 0;
     for (const d of blobs) {
@@ -67,5 +75,5 @@ export async function cacheUsage(store: BlobStore, options: { signal?: AbortSign
   for (const s of lazySizes.values()) lazySize += s;
   const records = perRecord.map(({ usage, blobs }) => ({ ...usage, shared: blobs.some((d) => (users.get(d) ?? 0) > 1) }));
   records.sort((a, b) => b.lastUsedAt.localeCompare(a.lastUsedAt));
-  return { records, totalSize, lazySize, storeSize, storeBlobs: local.size };
+  return { records, totalSize, lazySize, storeSize, storeBlobs: local.size, storeComposites: composites.size };
 }

@@ -1,4 +1,5 @@
 // Parsing of docker-style option values: `k=v,k2=v2` lists and `K=V` build args.
+import { OUTPUT_COMPRESSIONS, type OutputCompression } from "@kiln/core";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -57,4 +58,12 @@ export function parseKeyValues(values: string[], what: string): Record<string, s
     out[value.slice(0, eq)] = value.slice(eq + 1);
   }
   return out;
+}
+
+/** `compression=gzip|uncompressed` of an `--output` (BuildKit's option); undefined when absent (gzip). */
+export function parseCompressionOption(value: string | undefined, where: string): OutputCompression | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim().toLowerCase();
+  if ((OUTPUT_COMPRESSIONS as readonly string[]).includes(v)) return v as OutputCompression;
+  throw new UsageError(`${where}: unsupported compression "${value}" (supported: ${OUTPUT_COMPRESSIONS.join(", ")})`);
 }

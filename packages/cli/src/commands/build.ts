@@ -4,7 +4,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { build, checkDockerfile, describeMiss, formatFindings, parseCacheFromSpec, parseCacheToSpec, type BuildOptions, type OutputSpec, type BuildResult } from "@kiln/core";
 import { loadIgnoreFile } from "@kiln/snapshot";
-import { parseBuildArgs, parseCsvOptions, parseKeyValues, UsageError } from "../options.js";
+import { parseBuildArgs, parseCompressionOption, parseCsvOptions, parseKeyValues, UsageError } from "../options.js";
 import { plainProgress } from "../progress/plain.js";
 import { supportsTtyProgress, ttyProgress } from "../progress/tty.js";
 
@@ -18,9 +18,10 @@ Options:
       --build-arg K=V       Set a build-time variable (repeatable; K alone takes it from the environment)
       --target STAGE        Build up to this stage
       --no-cache            Do not use the cache
-  -o, --output SPEC         type=oci,dest=DIR|FILE.tar | type=docker,dest=FILE.tar | type=registry | type=image (repeatable)
+  -o, --output SPEC         type=oci,dest=DIR|FILE.tar | type=docker,dest=FILE.tar | type=registry | type=image (repeatable);
+                            add compression=gzip (default) | uncompressed for the layers written or pushed
       --cache-from SPEC     Import build cache: type=local,src=DIR | type=registry,ref=REG/REPO:TAG (repeatable)
-      --cache-to SPEC       Export build cache: type=local,dest=DIR | type=registry,ref=…[,mode=min|max] (repeatable)
+      --cache-to SPEC       Export build cache: type=local,dest=DIR | type=registry,ref=…[,mode=min|max][,compression=gzip] (repeatable)
       --check               Check the Dockerfile (BuildKit's checks and kiln's cache advice) without building;
                             exit 1 when there are findings
       --push                Push the tags to their registries (same as --output type=registry)
@@ -44,11 +45,13 @@ function parseOutput(spec: string): OutputSpec {
   const o = parseCsvOptions(spec.includes("=") ? spec : `type=local,dest=${spec}`);
   const type = o["type"];
   if (type === "image") return { type: "image" };
-  if (type === "registry") return { type: "registry" };
+  const compression = parseCompressionOption(o["compression"], `--output ${spec}`);
+  const c = compression !== undefined ? { compression } : {};
+  if (type === "registry") return { type: "registry", ...c };
   const dest = o["dest"];
   if (!dest) throw new UsageError(`--output ${spec}: dest is required`);
-  if (type === "oci") return o["tar"] === undefined ? { type: "oci", dest } : { type: "oci", dest, tar: o["tar"] !== "false" };
-  if (type === "docker") return { type: "docker", dest };
+  if (type === "oci") return o["tar"] === undefined ? { type: "oci", dest, ...c } : { type: "oci", dest, tar: o["tar"] !== "false", ...c };
+  if (type === "docker") return { type: "docker", dest, ...c };
   throw new UsageError(`--output ${spec}: unsupported type "${type}" (supported: oci, docker, registry, image)`);
 }
 

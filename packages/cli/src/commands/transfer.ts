@@ -1,8 +1,8 @@
 // `kiln pull` / `kiln push`: move images between the local store and registries.
 import { parseArgs } from "node:util";
 import path from "node:path";
-import { formatReference, openStore, parsePlatform, parseReference, pullImage, pushImage, loadImageFromStore, hostPlatform, type Digest } from "@kiln/core";
-import { UsageError } from "../options.js";
+import { compressImageLayers, formatReference, openStore, parsePlatform, parseReference, pullImage, pushImage, loadImageFromStore, hostPlatform, type Digest } from "@kiln/core";
+import { parseCompressionOption, UsageError } from "../options.js";
 
 type Io = { stdout: (s: string) => void; stderr: (s: string) => void; signal?: AbortSignal };
 
@@ -47,6 +47,7 @@ export const PUSH_USAGE = `Usage: kiln push [OPTIONS] NAME[:TAG]
 Upload an image from the local store to its registry (blobs the registry has are skipped).
 
 Options:
+      --compression C     gzip (default) | uncompressed: how layers stored uncompressed are sent
       --store DIR         Store directory
 `;
 
@@ -54,9 +55,10 @@ export async function pushCmd(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { store: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: { store: { type: "string" }, compression: { type: "string" }, help: { type: "boolean", short: "h" } },
   });
   if (values.help) return io.stdout(PUSH_USAGE), 0;
+  const compression = parseCompressionOption(values.compression, "--compression") ?? "gzip";
   if (positionals.length !== 1) throw new UsageError(`"kiln push" requires exactly 1 argument\n\n${PUSH_USAGE}`);
   const store = await openStore(values.store !== undefined ? path.resolve(values.store) : undefined);
   const name = formatReference(parseReference(positionals[0]!));
@@ -65,8 +67,11 @@ export async function pushCmd(argv: string[], io: Io): Promise<number> {
   const { manifestDigest, manifest, config } = await loadImageFromStore(store, tag.digest as Digest, hostPlatform());
   const manifestBytes = await store.blobs.readBytes(manifestDigest);
   const configBytes = await store.blobs.readBytes(manifest.config.digest);
+  const stored = { manifestDescriptor: { mediaType: manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json", digest: manifestDigest, size: manifestBytes.length }, manifest, manifestBytes, config, configBytes };
+  // Layers built locally are stored uncompressed; the registry gets gzip ones unless asked otherwise.
+  const image = await compressImageLayers(stored, store.blobs, { compression, ...(io.signal ? { signal: io.signal } : {}) });
   const result = await pushImage(
-    { manifestDescriptor: { mediaType: manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json", digest: manifestDigest, size: manifestBytes.length }, manifest, manifestBytes, config, configBytes },
+    image,
     store.blobs,
     name,
     io.signal ? { signal: io.signal } : {},

@@ -9,6 +9,7 @@ import type { Descriptor, Digest, ImageConfig, ImageIndex } from "../image/oci.j
 import { MediaType } from "../image/oci.js";
 import type { ImageArtifact } from "../output/image-artifact.js";
 import { REF_NAME_ANNOTATION } from "../output/oci-layout.js";
+import { LayerCompressor, gzipMediaTypeOf } from "../output/compress-image.js";
 import { RegistryClient } from "../registry/client.js";
 import type { ProgressCallback } from "../registry/progress.js";
 import { pushImage } from "../registry/push.js";
@@ -17,11 +18,13 @@ import {
   CACHE_CONFIG_MEDIA_TYPE,
   FILES_INDEX_MEDIA_TYPE,
   LOCAL_CACHE_REF_NAME,
+  UNCOMPRESSED_ANNOTATION,
+  UNCOMPRESSED_SIZE_ANNOTATION,
   cacheManifest,
   type CacheConfig,
   type ExportedRecord,
 } from "./format.js";
-import { LazyBlobFetcher } from "./lazy-fetcher.js";
+import { LazyBlobFetcher, LazyBlobUnavailableError } from "./lazy-fetcher.js";
 import type { CacheToSpec } from "./spec.js";
 
 /** The stores export and import work on; KilnStore satisfies it. */
@@ -73,8 +76,36 @@ function layerOf(r: CacheRecord): Partial<Descriptor> | undefined {
   return typeof layer === "object" && layer !== null ? layer : undefined;
 }
 
-/** The records to export and a descriptor for every blob they reference (records with unavailable blobs are left out). */
-async function collect(stores: CacheStores, fetcher: LazyBlobFetcher, lease: Lease, keys: Digest[]): Promise<{ records: ExportedRecord[]; blobs: Descriptor[] }> {
+/**
+ * The records to export and a descriptor for every blob they reference (records with unavailable blobs are
+ * left out). With `compress`, uncompressed layers travel as their gzip forms (as BuildKit's caches do; made
+ * once and remembered, like an output's), annotated with the uncompressed digest the records name.
+ */
+async function collect(
+  stores: CacheStores,
+  fetcher: LazyBlobFetcher,
+  lease: Lease,
+  keys: Digest[],
+  compress: boolean,
+  signal: AbortSignal | undefined,
+): Promise<{ records: ExportedRecord[]; blobs: Descriptor[] }> {
+  const compressor = new LayerCompressor(stores.blobs, {
+    ensureBlob: (d) => fetcher.ensureBlob(d, signal),
+    isAvailable: (d) => fetcher.isAvailable(d),
+    ...(signal ? { signal } : {}),
+  });
+  const gzipForm = async (digest: Digest, mediaType: string, sizeHint: number | undefined): Promise<Descriptor | undefined> => {
+    const size = (await stores.blobs.stat(digest))?.size ?? (await fetcher.source(digest))?.size ?? sizeHint;
+    if (size === undefined || !(await fetcher.isAvailable(digest))) return undefined;
+    try {
+      const gz = await compressor.gzip(digest);
+      await lease.add([gz.digest]);
+      return { mediaType, digest: gz.digest, size: gz.size, annotations: { [UNCOMPRESSED_ANNOTATION]: digest, [UNCOMPRESSED_SIZE_ANNOTATION]: String(size) } };
+    } catch (err) {
+      if (err instanceof LazyBlobUnavailableError) return undefined;
+      throw err;
+    }
+  };
   const records: ExportedRecord[] = [];
   const blobs = new Map<Digest, Descriptor>();
   const describe = async (digest: Digest, mediaType: string, sizeHint: number | undefined): Promise<Descriptor | undefined> => {
@@ -93,6 +124,13 @@ async function collect(stores: CacheStores, fetcher: LazyBlobFetcher, lease: Lea
     let complete = true;
     for (const d of r.blobs) {
       const isLayer = layer?.digest === d;
+      const gzipType = compress && isLayer && typeof layer.mediaType === "string" ? gzipMediaTypeOf(layer.mediaType) : undefined;
+      if (gzipType !== undefined) {
+        const desc = blobs.get(d) ?? (await gzipForm(d, gzipType, layer?.size));
+        if (!desc) complete = false;
+        else descs.push(desc);
+        continue;
+      }
       const desc = await describe(d, isLayer && typeof layer.mediaType === "string" ? layer.mediaType : OCTET_STREAM, isLayer ? layer.size : undefined);
       if (!desc) complete = false;
       else descs.push(desc);
@@ -104,7 +142,8 @@ async function collect(stores: CacheStores, fetcher: LazyBlobFetcher, lease: Lea
       if (desc) descs.push(desc);
       else delete inputs.filesIndex; // only explains misses; not worth dropping the record for
     }
-    for (const desc of descs) blobs.set(desc.digest, desc);
+    // Keyed by the digest records name (a gzip form under its uncompressed digest), so each is made once.
+    for (const desc of descs) blobs.set((desc.annotations?.[UNCOMPRESSED_ANNOTATION] as Digest | undefined) ?? desc.digest, desc);
     records.push({ key: r.key, parent: r.parent, inputs, result: r.result, blobs: r.blobs, createdAt: r.createdAt });
   }
   return { records, blobs: [...blobs.values()] };
@@ -116,7 +155,7 @@ export async function exportCache(stores: CacheStores, spec: CacheToSpec, option
   const keys = spec.mode === "max" ? [...options.keys.all, ...options.keys.final] : options.keys.final;
   const lease = options.lease ?? (await Lease.acquire(stores.blobs, options.signal ? { signal: options.signal } : {}));
   try {
-    const { records, blobs } = await collect(stores, fetcher, lease, keys);
+    const { records, blobs } = await collect(stores, fetcher, lease, keys, spec.compression === "gzip", options.signal);
     return await writeCache(stores, spec, options, client, fetcher, records, blobs);
   } finally {
     if (!options.lease) await lease.release();

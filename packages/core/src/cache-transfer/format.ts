@@ -9,6 +9,12 @@ export const CACHE_ARTIFACT_TYPE = "application/vnd.kiln.cache.v1";
 export const CACHE_CONFIG_MEDIA_TYPE = "application/vnd.kiln.cache.config.v1+json";
 /** Media type of a COPY's per-file digest list (small JSON; imported eagerly, it explains misses). */
 export const FILES_INDEX_MEDIA_TYPE = "application/vnd.kiln.cache.files.v1+json";
+/**
+ * On a cache's gzip layer blob: the uncompressed blob the records name (containerd's annotation for a
+ * compressed blob's diffID) and its size, so an import can register the uncompressed digest as lazy.
+ */
+export const UNCOMPRESSED_ANNOTATION = "containerd.io/uncompressed";
+export const UNCOMPRESSED_SIZE_ANNOTATION = "io.kiln.uncompressed.size";
 /** The tag-like name of the cache manifest in a local cache directory's index.json. */
 export const LOCAL_CACHE_REF_NAME = "kiln-cache";
 

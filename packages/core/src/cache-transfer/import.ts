@@ -3,7 +3,7 @@
 // fetches one when something needs its bytes.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { Lease, RemoteBlobIndex, computeDigest, type RemoteBlobSource } from "@kiln/cache";
+import { Lease, RemoteBlobIndex, computeDigest, isDigest, type RemoteBlobSource } from "@kiln/cache";
 import type { Descriptor, Digest, ImageIndex, Manifest } from "../image/oci.js";
 import { parseReference, type ImageReference } from "../image/reference.js";
 import { RegistryClient } from "../registry/client.js";
@@ -11,8 +11,20 @@ import { RegistryError } from "../registry/errors.js";
 import { fetchBlobToStore } from "../registry/pull.js";
 import { REF_NAME_ANNOTATION } from "../output/oci-layout.js";
 import type { CacheStores } from "./export.js";
-import { CacheFormatError, FILES_INDEX_MEDIA_TYPE, LOCAL_CACHE_REF_NAME, parseCacheConfig, parseCacheManifest, type CacheConfig } from "./format.js";
-import { LazyBlobFetcher } from "./lazy-fetcher.js";
+import { MediaType } from "../image/oci.js";
+import { DEFAULT_GZIP_LEVEL } from "../output/compress-image.js";
+import { rememberGzip } from "../output/layer-compression.js";
+import {
+  CacheFormatError,
+  FILES_INDEX_MEDIA_TYPE,
+  LOCAL_CACHE_REF_NAME,
+  UNCOMPRESSED_ANNOTATION,
+  UNCOMPRESSED_SIZE_ANNOTATION,
+  parseCacheConfig,
+  parseCacheManifest,
+  type CacheConfig,
+} from "./format.js";
+import { LazyBlobFetcher, type LazySource } from "./lazy-fetcher.js";
 import type { CacheFromSpec } from "./spec.js";
 
 /** The cache named by --cache-from does not exist (BuildKit warns and builds without it). */
@@ -107,6 +119,13 @@ async function importLeased(stores: CacheStores, spec: CacheFromSpec, client: Re
   const remote = await RemoteBlobIndex.open(stores.blobs);
   const fetcher = await LazyBlobFetcher.open(stores.blobs, { client });
   const descs = new Map(loaded.blobs.map((d) => [d.digest, d]));
+  // Gzip layer blobs stand for the uncompressed digests the records name.
+  const gzipped = new Map<Digest, { desc: Descriptor; size: number }>();
+  for (const d of loaded.blobs) {
+    const raw = d.annotations?.[UNCOMPRESSED_ANNOTATION];
+    const size = Number(d.annotations?.[UNCOMPRESSED_SIZE_ANNOTATION]);
+    if (isDigest(raw) && Number.isSafeInteger(size) && size >= 0) gzipped.set(raw, { desc: d, size });
+  }
   const result: ImportCacheResult = { keys: [], imported: 0, present: 0, lazyBlobs: 0, fetchedBlobs: 0 };
   const registered = new Set<Digest>();
 
@@ -125,6 +144,19 @@ async function importLeased(stores: CacheStores, spec: CacheFromSpec, client: Re
     let complete = true;
     for (const d of needed) {
       if (registered.has(d) || (await stores.blobs.has(d))) continue;
+      const gz = descs.has(d) ? undefined : gzipped.get(d);
+      if (gz) {
+        // The gzip blob is lazy itself (pushes mount it, outputs fetch it); the uncompressed one is made
+        // from it when its bytes are needed, and is known to have this gzip form.
+        await lease.add([d, gz.desc.digest]);
+        if (!(await stores.blobs.has(gz.desc.digest))) await remote.put(gz.desc.digest, loaded.sourceFor(gz.desc));
+        const source: LazySource = { ...loaded.sourceFor(gz.desc), size: gz.size, mediaType: MediaType.ociLayer, compressed: gz.desc.digest, compressedSize: gz.desc.size };
+        await remote.put(d, source);
+        await rememberGzip(stores.blobs, d, DEFAULT_GZIP_LEVEL, { digest: gz.desc.digest, size: gz.desc.size });
+        registered.add(d);
+        result.lazyBlobs++;
+        continue;
+      }
       const desc = descs.get(d);
       if (!desc) {
         complete = false;

@@ -1,9 +1,10 @@
 // Fetching the bytes of "lazy" blobs (imported cache records' layers) only when something needs them.
 import { createReadStream } from "node:fs";
-import { PassThrough } from "node:stream";
+import { PassThrough, pipeline as pipelineStreams } from "node:stream";
 import path from "node:path";
-import { RemoteBlobIndex, type BlobStore, type RemoteBlobSource } from "@kiln/cache";
-import type { Descriptor, Digest } from "../image/oci.js";
+import { createGunzip } from "node:zlib";
+import { RemoteBlobIndex, isDigest, type BlobStore, type RemoteBlobSource } from "@kiln/cache";
+import { MediaType, type Descriptor, type Digest } from "../image/oci.js";
 import { parseReference } from "../image/reference.js";
 import { RegistryClient } from "../registry/client.js";
 import { fetchBlobToStore } from "../registry/pull.js";
@@ -16,6 +17,12 @@ export class LazyBlobUnavailableError extends Error {
     super(`blob ${digest} is neither in the store nor at a known cache source`, options);
   }
 }
+
+/**
+ * A lazy blob's source. With `compressed`, the blob is the decompressed bytes of that gzip blob, which
+ * lives at the same location (so it can be fetched even after GC dropped its own remote entry).
+ */
+export type LazySource = RemoteBlobSource & { compressed?: Digest; compressedSize?: number };
 
 export interface LazyBlobFetcherOptions {
   client?: RegistryClient;
@@ -58,7 +65,10 @@ export class LazyBlobFetcher {
   /** Re-reads the known sources (after another import). */
   async refresh(): Promise<void> {
     const map = new Map<Digest, string>();
-    for await (const { digest, source } of this.#remote.list()) if (source.kind === "registry") map.set(digest, source.location);
+    for await (const { digest, source } of this.#remote.list()) {
+      // A blob made by decompressing another is not in the registry repository, so it cannot be mounted.
+      if (source.kind === "registry" && (source as LazySource).compressed === undefined) map.set(digest, source.location);
+    }
     this.#registrySources = map;
   }
 
@@ -115,20 +125,32 @@ export class LazyBlobFetcher {
   }
 
   async #fetch(digest: Digest, signal: AbortSignal | undefined): Promise<void> {
-    const source = await this.#remote.get(digest);
+    const source: LazySource | undefined = await this.#remote.get(digest);
     if (!source) throw new LazyBlobUnavailableError(digest);
-    const desc: Descriptor = { mediaType: source.mediaType, digest, size: source.size };
     try {
-      if (source.kind === "registry") {
-        await fetchBlobToStore(this.#client, parseReference(source.location), desc, this.#blobs, signal, this.#onProgress);
-      } else {
-        const file = path.join(source.location, "blobs", "sha256", digest.slice("sha256:".length));
-        await this.#blobs.writeStream(createReadStream(file), { expected: digest, expectedSize: source.size, ...(signal ? { signal } : {}) });
-      }
+      const gz = source.compressed;
+      if (isDigest(gz) && Number.isSafeInteger(source.compressedSize)) {
+        if (!(await this.#blobs.has(gz))) {
+          await this.#download(gz, { ...source, size: source.compressedSize as number, mediaType: MediaType.ociLayerGzip }, signal);
+        }
+        // pipeline() (callback form) returns the gunzip stream and destroys it if the read fails.
+        const plain = pipelineStreams(this.#blobs.createReadStream(gz), createGunzip(), () => undefined);
+        await this.#blobs.writeStream(plain, { expected: digest, expectedSize: source.size, ...(signal ? { signal } : {}) });
+      } else await this.#download(digest, source, signal);
     } catch (err) {
       if (signal?.aborted) throw err;
       throw new LazyBlobUnavailableError(digest, { cause: err });
     }
     this.fetched.push(digest);
+  }
+
+  async #download(digest: Digest, source: RemoteBlobSource, signal: AbortSignal | undefined): Promise<void> {
+    if (source.kind === "registry") {
+      const desc: Descriptor = { mediaType: source.mediaType, digest, size: source.size };
+      await fetchBlobToStore(this.#client, parseReference(source.location), desc, this.#blobs, signal, this.#onProgress);
+    } else {
+      const file = path.join(source.location, "blobs", "sha256", digest.slice("sha256:".length));
+      await this.#blobs.writeStream(createReadStream(file), { expected: digest, expectedSize: source.size, ...(signal ? { signal } : {}) });
+    }
   }
 }

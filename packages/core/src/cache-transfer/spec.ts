@@ -1,7 +1,8 @@
 // `--cache-to` / `--cache-from` values, as BuildKit spells them:
-//   type=local,dest=DIR[,mode=min|max]     type=registry,ref=REG/REPO:TAG[,mode=min|max]
+//   type=local,dest=DIR[,mode=min|max][,compression=gzip|uncompressed]   (same options for type=registry,ref=…)
 //   type=local,src=DIR                     type=registry,ref=REG/REPO:TAG      (or just REG/REPO:TAG)
 import { parseReference } from "../image/reference.js";
+import { OUTPUT_COMPRESSIONS, type OutputCompression } from "../output/compress-image.js";
 
 export class CacheSpecError extends Error {
   override readonly name = "CacheSpecError";
@@ -10,9 +11,13 @@ export class CacheSpecError extends Error {
 /** min: the final stage's steps only; max: every step of every stage. */
 export type CacheExportMode = "min" | "max";
 
+/**
+ * `compression=gzip` exports uncompressed store layers as their gzip forms (annotated with the uncompressed
+ * digest); absent or "uncompressed" exports them as stored.
+ */
 export type CacheToSpec =
-  | { type: "local"; dest: string; mode: CacheExportMode }
-  | { type: "registry"; ref: string; mode: CacheExportMode };
+  | { type: "local"; dest: string; mode: CacheExportMode; compression?: OutputCompression }
+  | { type: "registry"; ref: string; mode: CacheExportMode; compression?: OutputCompression };
 
 export type CacheFromSpec = { type: "local"; src: string } | { type: "registry"; ref: string };
 
@@ -53,14 +58,19 @@ export function parseCacheToSpec(text: string): CacheToSpec {
   const modeText = f.get("mode") ?? "min";
   if (modeText !== "min" && modeText !== "max") throw new CacheSpecError(`${JSON.stringify(text)}: mode must be min or max, got ${modeText}`);
   const mode: CacheExportMode = modeText;
+  const compressionText = f.get("compression")?.toLowerCase();
+  if (compressionText !== undefined && !(OUTPUT_COMPRESSIONS as readonly string[]).includes(compressionText)) {
+    throw new CacheSpecError(`${JSON.stringify(text)}: compression must be ${OUTPUT_COMPRESSIONS.join(" or ")}, got ${compressionText}`);
+  }
+  const c = compressionText !== undefined ? { compression: compressionText as OutputCompression } : {};
   const type = f.get("type") ?? "registry";
   if (type === "local") {
-    unknownKeys(f, ["type", "dest", "mode"], text);
-    return { type, dest: required(f, "dest", text), mode };
+    unknownKeys(f, ["type", "dest", "mode", "compression"], text);
+    return { type, dest: required(f, "dest", text), mode, ...c };
   }
   if (type === "registry") {
-    unknownKeys(f, ["type", "ref", "mode"], text);
-    return { type, ref: checkRef(required(f, "ref", text)), mode };
+    unknownKeys(f, ["type", "ref", "mode", "compression"], text);
+    return { type, ref: checkRef(required(f, "ref", text)), mode, ...c };
   }
   throw new CacheSpecError(`${JSON.stringify(text)}: unsupported cache type ${type} (kiln supports local and registry)`);
 }

@@ -19,6 +19,7 @@ import { formatReference, parseReference } from "../image/reference.js";
 import type { ImageArtifact } from "../output/image-artifact.js";
 import { writeDockerArchive } from "../output/docker-archive.js";
 import { writeOciLayoutDir, writeOciLayoutTar } from "../output/oci-layout.js";
+import { OutputImages, addedBlobs, type OutputCompression } from "../output/compress-image.js";
 import { resolveBaseImage, type ImagePuller, type ResolvedBase } from "./base-image.js";
 import { stepCacheKey, canonicalJson, sha256Digest } from "./cache-key.js";
 import { BuildOptionsError, BuildStepError } from "./errors.js";
@@ -32,9 +33,9 @@ import { openStore, type KilnStore } from "./store.js";
 import { applyMetadata, type StageFlags } from "./steps/metadata.js";
 import { planCopy, type CopySource } from "./steps/copy-plan.js";
 import { resolveContextSources } from "./steps/copy.js";
-import { writeChunkedLayerToStore } from "./steps/layer-writer.js";
+import { writePartsLayerToStore } from "./steps/layer-writer.js";
 import { parseGroup, parsePasswd, resolveChown, resolveRunUser, type GroupEntry, type PasswdEntry } from "./users.js";
-import { executeRun, runArgs, type SecretSource } from "./steps/run.js";
+import { executeRun, runArgs, userDbLayers, type SecretSource } from "./steps/run.js";
 import { UnpackedLayers } from "./unpacked-layers.js";
 import { registryPuller } from "./registry-puller.js";
 import { RegistryClient } from "../registry/client.js";
@@ -45,10 +46,10 @@ import type { LazyBlobFetcher } from "../cache-transfer/lazy-fetcher.js";
 import type { CacheFromSpec, CacheToSpec } from "../cache-transfer/spec.js";
 
 export type OutputSpec =
-  | { type: "oci"; dest: string; tar?: boolean }
-  | { type: "docker"; dest: string }
+  | { type: "oci"; dest: string; tar?: boolean; compression?: OutputCompression }
+  | { type: "docker"; dest: string; compression?: OutputCompression }
   /** Push every tag to its registry (`--push`). */
-  | { type: "registry" }
+  | { type: "registry"; compression?: OutputCompression }
   /** Only the local store (tags), which every build also updates. */
   | { type: "image" };
 
@@ -109,8 +110,11 @@ export interface StepReport {
 export interface BuildResult {
   /** The image ID: digest of the config. */
   imageId: Digest;
+  /** The manifest as the first oci/docker/registry output wrote it (gzip layers by default), else as stored. */
   manifestDigest: Digest;
   image: ImageArtifact;
+  /** The manifest the local store's tags point to (layers as stored: locally built ones uncompressed). */
+  storedManifestDigest: Digest;
   tags: string[];
   steps: StepReport[];
   /** One entry per pushed tag: blobs uploaded, mounted from another repository, or already there. */
@@ -384,6 +388,9 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   // FROM images missing from the local store come from their registry unless the caller says otherwise.
   const effective: BuildOptions = options.puller ? options : { ...options, puller: registryPuller(store, { client: options.registryClient ?? new RegistryClient() }) };
   const session = new BuildSession(effective, store, model, file, contextDir, dockerfilePath, platform, global, identity, emit);
+  // The context walk is a rebuild's longest synchronous step: started now it overlaps the store and cache
+  // I/O below instead of following it. Its errors still surface where a COPY/ADD uses the context.
+  if (model.stages.some((s) => s.instructions.some(readsContext))) void session.context().catch(() => undefined);
   await session.loadPreviousBuild();
   session.lease = await Lease.acquire(store.blobs);
   try {
@@ -414,16 +421,31 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
   await store.history.record(identity, session.stepKeys.map(({ key, description }) => ({ key, description })), options.signal ? { signal: options.signal } : {});
 
   const pushed: BuildResult["pushed"] = [];
+  // Store layers may be uncompressed; outputs get gzip ones (BuildKit's default) unless compression=uncompressed.
+  // The result describes the image as the first output wrote it (BuildKit's containerimage.digest), else as stored.
+  let exported: ImageArtifact | undefined;
+  const outputImages = new OutputImages(image, store.blobs, {
+    ensureBlob: (d) => fetcher.ensureBlob(d, options.signal),
+    isAvailable: (d) => fetcher.isAvailable(d),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   for (const out of options.outputs ?? []) {
     const t0 = Date.now();
     if (out.type === "image") continue;
+    // Made (or found) once per compression, after the output's export-start so progress shows the wait.
+    const outputImage = async (): Promise<ImageArtifact> => {
+      const made = await outputImages.get(out.compression, out.type === "registry");
+      await session.lease.add(addedBlobs(image, made));
+      exported ??= made;
+      return made;
+    };
     if (out.type === "registry") {
       if (tags.length === 0) throw new BuildOptionsError("pushing needs at least one tag (-t registry/repo:tag)");
       const client = options.registryClient ?? new RegistryClient();
       for (const tag of tags) {
         emit({ type: "export-start", kind: "registry", dest: tag });
         const t1 = Date.now();
-        const r = await pushImage(image, fetcher.pushSource(options.signal), tag, { client, mountFrom: fetcher.mountHint, ...(options.signal ? { signal: options.signal } : {}) });
+        const r = await pushImage(await outputImage(), fetcher.pushSource(options.signal), tag, { client, mountFrom: fetcher.mountHint, ...(options.signal ? { signal: options.signal } : {}) });
         pushed.push({ tag, digest: r.digest, uploaded: r.uploaded.length, mounted: r.mounted.length, skipped: r.skipped.length });
         emit({ type: "export-end", kind: "registry", dest: tag, durationMs: Date.now() - t1 });
       }
@@ -431,11 +453,12 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
     }
     emit({ type: "export-start", kind: out.type, dest: out.dest });
     // Layers known only from an imported cache are downloaded now that their bytes are needed.
-    await fetcher.ensureBlobs(image.manifest.layers.map((l) => l.digest), options.signal);
+    const outImage = await outputImage();
+    await fetcher.ensureBlobs(outImage.manifest.layers.map((l) => l.digest), options.signal);
     const opts = { names: tags, ...(options.signal ? { signal: options.signal } : {}) };
-    if (out.type === "docker") await writeDockerArchive(image, store.blobs, out.dest, opts);
-    else if (out.tar ?? out.dest.endsWith(".tar")) await writeOciLayoutTar(image, store.blobs, out.dest, opts);
-    else await writeOciLayoutDir(image, store.blobs, out.dest, opts);
+    if (out.type === "docker") await writeDockerArchive(outImage, store.blobs, out.dest, opts);
+    else if (out.tar ?? out.dest.endsWith(".tar")) await writeOciLayoutTar(outImage, store.blobs, out.dest, opts);
+    else await writeOciLayoutDir(outImage, store.blobs, out.dest, opts);
     emit({ type: "export-end", kind: out.type, dest: out.dest, durationMs: Date.now() - t0 });
   }
   if (options.cacheTo?.length) {
@@ -445,11 +468,17 @@ async function runBuild(options: BuildOptions, emit: (e: BuildEvent) => void): P
     await exportCaches(store, options.cacheTo, cacheExportKeys(session.steps.flatMap((x) => [x.cacheKey, ...(x.aliasKeys ?? [])].map((cacheKey) => ({ stage: x.stage, cacheKey }))), finalLabels), { client: cacheClient, fetcher, lease: session.lease });
   }
   const durationMs = Date.now() - started;
-  emit({ type: "build-end", imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, durationMs });
-  return { imageId: image.manifest.config.digest, manifestDigest: image.manifestDescriptor.digest, image, tags, steps: session.steps, pushed, durationMs };
+  const reported = exported ?? image;
+  emit({ type: "build-end", imageId: image.manifest.config.digest, manifestDigest: reported.manifestDescriptor.digest, durationMs });
+  return { imageId: image.manifest.config.digest, manifestDigest: reported.manifestDescriptor.digest, image: reported, storedManifestDigest: image.manifestDescriptor.digest, tags, steps: session.steps, pushed, durationMs };
   } finally {
     await session.lease.release();
   }
+}
+
+/** Whether an instruction reads the build context (a COPY without --from, or an ADD). */
+function readsContext(instr: StageInstruction): boolean {
+  return (instr.kind === "copy" && instr.from === undefined) || instr.kind === "add";
 }
 
 /** What makes two builds "the same build" for explaining misses: context, Dockerfile, target, platform. */
@@ -745,13 +774,12 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     } else source = await session.context();
     const fixedMtimeMs = (epoch ?? 0) * 1000;
     const resolved = source ? await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership }) : undefined;
-    if (resolved) {
+        if (resolved) {
       filesDigest = resolved.digest;
       filesPaths = () => resolved.paths;
     }
     if (resolved) copyLoad = async () => {
-      const { sources, cleanup } = await resolved.load(session.signal);
-      try {
+      const { sources, cleanup } = await resolved.load(session.signal);       try {
         const view = copyInstr.link ? ImageFsView.empty(session.store.blobs) : await session.view(state);
         let chown: { uid: number; gid: number } | undefined;
         if (copyInstr.chown !== undefined && copyInstr.chown !== "") {
@@ -768,7 +796,8 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
           createdMtimeMs: epoch !== undefined ? fixedMtimeMs : newestMtime(sources),
         });
         const previousDigest = await session.previousLayer(ctx.stepId);
-        return await writeChunkedLayerToStore(session.store.blobs, entries, {
+        return await writePartsLayerToStore(session.store.blobs, entries, {
+          lease: session.lease,
           ...(previousDigest ? { previousDigest } : {}),
           ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
           ...(session.signal ? { signal: session.signal } : {}),
@@ -789,7 +818,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
           chown = resolveChown(user, db.passwd, db.groups);
         }
         const entries = planCopy({ sources: [], dest: `${wd}/`, view: await session.view(state), ...(chown ? { chown } : {}), createdMtimeMs: (epoch ?? 0) * 1000 });
-        return writeChunkedLayerToStore(session.store.blobs, entries, { ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
+        return writePartsLayerToStore(session.store.blobs, entries, { lease: session.lease, ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}), ...(session.signal ? { signal: session.signal } : {}) });
       };
     }
     historyText = `WORKDIR ${wd}`;
@@ -801,7 +830,8 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     historyText = `RUN ${[env.runHistoryPrefix(), ...args].filter((a) => a !== "").join(" ")}`;
     const runEnv = env.runEnv();
     copyLoad = async () => {
-      const db = await session.userDb(state);
+      // Earlier RUN layers that left /etc alone are skipped: a stage's RUNs share one user-database lookup.
+      const db = await session.userDb({ ...state, layers: userDbLayers(state.layers) });
       const user = resolveRunUser(state.config.config?.User ?? "", db.passwd, db.groups);
       return executeRun({
         instr: runInstr,
@@ -863,9 +893,15 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   if (!cached) {
     if (session.options.noCache) miss = { kind: "no-cache" };
     else if (ctx.missedBefore) miss = { kind: "parent-changed" };
-    else {
-      const prev = await session.previousInputs(ctx.stepId);
-      miss = explainMiss(inputs, prev?.inputs, prev?.files, filesPaths?.());
+    // Why it missed is only reported when the step ends: worked out on a later turn of the event loop, which
+    // for a large COPY is while its diffID is hashed on the worker thread.
+    let explaining: Promise<MissReason> | undefined;
+    if (!miss) {
+      explaining = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        const prev = await session.previousInputs(ctx.stepId);
+        return explainMiss(inputs, prev?.inputs, prev?.files, filesPaths?.());
+      });
+      explaining.catch(() => undefined);
     }
     // One builder per step across processes sharing the store: a concurrent build of the same step
     // waits here and then takes the first one's record instead of doing the work again.
@@ -876,14 +912,21 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
         return { ...again.result, reused: true };
       }
       const createdNow = nowIso();
-      const made = copyLoad ? await copyLoad() : undefined;
+      const making = copyLoad ? copyLoad() : Promise.resolve(undefined);
+      making.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+      // The per-path index (for explaining the next miss) is built on the next turn of the event loop: for a
+      // large COPY that is while the layer's diffID is hashed on the worker thread, not after it.
+      const indexing = filesPaths
+        ? new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+            const bytes = canonicalJson(filesPaths!());
+            await session.lease.add([sha256Digest(bytes)]);
+            return (await session.store.blobs.writeBytes(bytes)).digest;
+          })
+        : undefined;
+      indexing?.catch(() => undefined);
+      const made = await making;
       if (made) await session.lease.add([made.digest, made.diffID]);
-      let filesIndex: Digest | undefined;
-      if (filesPaths) {
-        const bytes = canonicalJson(filesPaths());
-        await session.lease.add([sha256Digest(bytes)]);
-        filesIndex = (await session.store.blobs.writeBytes(bytes)).digest;
-      }
+      const filesIndex: Digest | undefined = await indexing;
       const recordInputs: CacheKeyInputs = filesIndex ? { ...inputs, filesIndex } : inputs;
       const result: StepRecordResult = made ? { layer: made, created: createdNow } : { created: createdNow };
       await session.store.cache.put({ key, parent: ctx.key, inputs: recordInputs, result, blobs: made ? [made.digest] : [] });
@@ -892,6 +935,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     }, session.signal ? { signal: session.signal } : {});
     layer = built.layer;
     created = built.created;
+    if (explaining) miss = await explaining;
     if (built.reused) {
       // Another build did this step while we waited for it: a hit after all.
       cached = true;

@@ -110,9 +110,25 @@ export class ImageFsView {
     return resolved === undefined ? undefined : this.nodes.get(resolved);
   }
 
+  #symlinks: boolean | undefined;
+
+  /** Whether any node is a symlink (views are immutable once built, so this is computed once). */
+  private get hasSymlinks(): boolean {
+    if (this.#symlinks === undefined) {
+      this.#symlinks = false;
+      for (const n of this.nodes.values()) if (n.type === "symlink") this.#symlinks = true;
+    }
+    return this.#symlinks;
+  }
+
   /** Resolves symlinks inside the image root; returns the relative path, or undefined if missing. */
   resolve(p: string, depth = 0): string | undefined {
     if (depth > 40) return undefined;
+    if (!this.hasSymlinks) {
+      // Without symlinks resolution is lexical; a clean path (the common case) is a plain lookup.
+      const rel = toRel(p);
+      if (!rel.split("/").includes("..")) return rel === "" || this.nodes.has(rel) ? rel : undefined;
+    }
     const parts = toRel(p).split("/").filter((s) => s !== "");
     let current: string[] = [];
     for (let i = 0; i < parts.length; i++) {
@@ -179,6 +195,8 @@ const MEMO_MAX_ENTRIES = 256;
 const MEMO_MAX_FILE = 1 << 20;
 
 function toRel(p: string): string {
+  // Already relative and clean (no leading, doubled or trailing "/", no "." component): the common case.
+  if (p !== "" && p.charCodeAt(0) !== 0x2f && !p.endsWith("/") && !p.includes("//") && !p.includes("./") && !p.endsWith("/.") && p !== ".") return p;
   return p.split("/").filter((s) => s !== "" && s !== ".").join("/");
 }
 

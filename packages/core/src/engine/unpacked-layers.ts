@@ -9,6 +9,9 @@ import type { LayerDescriptor, Digest } from "../image/oci.js";
 const COMPLETE_MARKER = ".kiln-complete";
 
 export class UnpackedLayers {
+  /** Layers seen complete by this process: an unpacked layer is never changed, so no need to look again. */
+  readonly #complete = new Set<Digest>();
+
   constructor(
     private readonly blobs: BlobStore,
     /** `<store>/layers`: one directory per diffID. */
@@ -22,8 +25,10 @@ export class UnpackedLayers {
   }
 
   private async isComplete(diffID: Digest): Promise<boolean> {
+    if (this.#complete.has(diffID)) return true;
     try {
       await stat(path.join(this.root, diffID.slice("sha256:".length), COMPLETE_MARKER));
+      this.#complete.add(diffID);
       return true;
     } catch {
       return false;

@@ -78,7 +78,7 @@ export async function writeOciLayoutTar(image: ImageArtifact, blobs: BlobSource,
  */
 export async function writeOciLayoutDir(
   image: ImageArtifact,
-  blobs: BlobSource & { path?: (d: `sha256:${string}`) => string },
+  blobs: BlobSource & { filePath?: (d: `sha256:${string}`) => string | undefined },
   dest: string,
   options: OciOutputOptions = {},
 ): Promise<void> {
@@ -91,8 +91,12 @@ export async function writeOciLayoutDir(
     const tmp = `${target}.tmp-${process.pid}`;
     if (d.digest === image.manifestDescriptor.digest) await writeFile(tmp, image.manifestBytes);
     else if (d.digest === image.manifest.config.digest) await writeFile(tmp, image.configBytes);
-    else if (blobs.path) await linkOrCopy(blobs.path(d.digest), tmp);
-    else await pipeline(blobs.createReadStream(d.digest), createWriteStream(tmp), options.signal ? { signal: options.signal } : {});
+    else {
+      // A regular blob is one file to hard-link; a composite (or a source without files) is streamed.
+      const file = blobs.filePath?.(d.digest);
+      if (file !== undefined) await linkOrCopy(file, tmp);
+      else await pipeline(blobs.createReadStream(d.digest), createWriteStream(tmp), options.signal ? { signal: options.signal } : {});
+    }
     await rename(tmp, target);
   }
   await writeFile(path.join(dir, "oci-layout"), OCI_LAYOUT_FILE);

@@ -6,13 +6,14 @@ import { join, resolve } from "node:path";
 import { type ContextEntry, entryFromStats } from "./entry.js";
 import { BuildContextError } from "./errors.js";
 import { goClean } from "./go-path.js";
-import { EMPTY_SHA256, TreeHasher, digestOfEntryInput, entryDigestInput, hashFileContent } from "./hash.js";
+import { DigestMemo, type MemoizedDigest, memoKey, treeFingerprint } from "./digest-memo.js";
+import { EMPTY_SHA256, TreeHasher, digestOfEntryInput, entryDigestInput, hashFileContentSync } from "./hash.js";
 import { loadIgnoreFile } from "./ignore-file.js";
 import { PatternMatcher } from "./pattern-matcher.js";
 import { type ResolveOptions, type ResolvedMatch, type ResolvedSource, resolveSources } from "./resolve.js";
-import { StatCache } from "./stat-cache.js";
+import { DEFAULT_RACY_WINDOW_MS, StatCache } from "./stat-cache.js";
 import { ContextTree } from "./tree.js";
-import { walkContextSync } from "./walk.js";
+import { type RawWalk, rawWalkEntries, walkContextRawAsync } from "./walk.js";
 
 export interface OpenContextOptions {
   /** The Dockerfile (absolute, or relative to the context); `<Dockerfile>.dockerignore` is preferred when present. */
@@ -21,13 +22,16 @@ export interface OpenContextOptions {
   dockerignoreFile?: string;
   /** Use these patterns instead of reading any ignore file. */
   ignorePatterns?: readonly string[];
-  /** Persist content hashes here so unchanged files are not re-read on the next build. */
+  /**
+   * Persist content hashes here so unchanged files are not re-read on the next build; source
+   * digests of a wholly unchanged context are remembered next to it (`<file>.memo`).
+   */
   statCacheFile?: string;
   /** Files whose timestamps are this close to hashing time are re-hashed next time (default 1000). */
   racyWindowMs?: number;
   /** Accepted for compatibility; the walk is synchronous (see walk.ts). */
   walkConcurrency?: number;
-  /** Files hashed concurrently (default 8). */
+  /** Ignored: files are hashed with synchronous reads, one at a time (kept so existing callers compile). */
   hashConcurrency?: number;
   /** Called each time a file's content is actually read for hashing. */
   onContentRead?: (path: string) => void;
@@ -77,6 +81,7 @@ export class BuildContext {
   private statCacheValue: StatCache | undefined;
   /** Distinct files whose stat cache row this context looked up with a hit or (re)recorded. */
   private confirmedRows = 0;
+  private memoValue: { memo: DigestMemo; racy: boolean } | null | undefined;
 
   private constructor(
     /** Absolute, symlink-free path of the context directory. */
@@ -86,9 +91,34 @@ export class BuildContext {
     /** The ignore file that was read, if any. */
     readonly dockerignorePath: string | undefined,
     private readonly matcher: PatternMatcher,
-    private readonly tree: ContextTree,
+    private readonly rootEntry: ContextEntry,
+    /** The walk as columns; entry objects are made only if something needs them (not a memo hit). */
+    private readonly walk: RawWalk,
     private readonly opts: OpenContextOptions,
+    /** Date.now() just before the walk began (memos of entries changed close to it are not kept). */
+    private readonly walkStartedMs: number,
   ) {}
+
+  private treeValue: ContextTree | undefined;
+
+  private get tree(): ContextTree {
+    this.treeValue ??= new ContextTree(this.rootEntry, rawWalkEntries(this.walk));
+    return this.treeValue;
+  }
+
+  /** The digest memo for this walk (undefined without a stat cache file); loaded on first use. */
+  private get memo(): { memo: DigestMemo; racy: boolean } | undefined {
+    if (this.memoValue === undefined) {
+      const file = this.opts.statCacheFile;
+      if (!file) this.memoValue = null;
+      else {
+        const fp = treeFingerprint(this.root, this.rootEntry, this.walk);
+        const racy = fp.newestChangeMs >= this.walkStartedMs - (this.opts.racyWindowMs ?? DEFAULT_RACY_WINDOW_MS);
+        this.memoValue = { memo: DigestMemo.load(`${file}.memo`, fp.digest), racy };
+      }
+    }
+    return this.memoValue ?? undefined;
+  }
 
   /** Loaded on first use: a build that copies nothing from the context never reads it. */
   private get statCache(): StatCache {
@@ -124,8 +154,9 @@ export class BuildContext {
       ignorePath = loaded.path;
     }
     const matcher = PatternMatcher.from(patterns);
-    const entries = walkContextSync(root, matcher, { signal: opts.signal });
-    return new BuildContext(root, patterns, ignorePath, matcher, new ContextTree(rootEntry, entries), opts);
+    const walkStartedMs = Date.now();
+    const walk = await walkContextRawAsync(root, matcher, { signal: opts.signal });
+    return new BuildContext(root, patterns, ignorePath, matcher, rootEntry, walk, opts, walkStartedMs);
   }
 
   /** Every transferred path (root excluded) in tree order. */
@@ -155,6 +186,10 @@ export class BuildContext {
    * (reusing the stat cache when their lstat key is unchanged); mtime never matters.
    */
   async digestSources(sources: readonly string[], opts: DigestOptions = {}): Promise<SourcesDigest> {
+    const key = memoKey(sources, opts.allowEmptyWildcard ?? true);
+    const memo = this.memo;
+    const remembered = memo?.memo.get(key);
+    if (remembered) return this.fromMemo(remembered, sources, opts);
     const resolved = this.resolveSources(sources, opts);
     const files = new Map<string, ContextEntry>();
     for (const src of resolved) {
@@ -184,15 +219,62 @@ export class BuildContext {
     // than that can some be stale (a deleted or now-ignored file).
     if (cache.size > this.confirmedRows) cache.prune((p) => this.tree.get(p)?.type === "file");
     await cache.save();
+    const digest = `sha256:${all.digest("hex")}`;
+    if (memo && !memo.racy) memo.memo.set(key, { digest, sources: out });
     let paths: Record<string, string> | undefined;
     return {
-      digest: `sha256:${all.digest("hex")}`,
+      digest,
       sources: out,
       get paths(): Record<string, string> {
         paths ??= pathDigests(resolved, digestOf);
         return paths;
       },
     };
+  }
+
+  /** A remembered answer; the per-path digests are only worked out if read (on a cache miss). */
+  private fromMemo(m: MemoizedDigest, sources: readonly string[], opts: ResolveOptions): SourcesDigest {
+    let paths: Record<string, string> | undefined;
+    const pathsNow = (): Record<string, string> => {
+      const resolved = this.resolveSources(sources, opts);
+      this.hashContentsSync(resolved);
+      return pathDigests(resolved, (e) => this.entryDigestOf(e));
+    };
+    return {
+      digest: m.digest,
+      sources: m.sources.map((s) => ({ ...s, matches: s.matches.map((x) => ({ ...x })) })),
+      get paths(): Record<string, string> {
+        paths ??= pathsNow();
+        return paths;
+      },
+    };
+  }
+
+  /** hashContents for a synchronous caller: files the stat cache can't vouch for are read here. */
+  private hashContentsSync(resolved: readonly ResolvedSource[]): void {
+    const cache = this.statCache;
+    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    const visit = (f: ContextEntry): void => {
+      if (f.type !== "file" || this.contentMemo.has(f.path)) return;
+      if (f.size === 0) {
+        this.contentMemo.set(f.path, EMPTY_SHA256);
+        return;
+      }
+      const cached = cache.lookupEntry(f.path, f);
+      if (cached) {
+        this.contentMemo.set(f.path, cached.sha256);
+        if (cached.entryDigest !== undefined) this.fileDigestMemo.set(f.path, cached.entryDigest);
+        return;
+      }
+      this.opts.onContentRead?.(f.path);
+      this.contentMemo.set(f.path, hashFileContentSync(join(this.root, f.path), buf));
+    };
+    for (const src of resolved) {
+      for (const m of src.matches) {
+        visit(m.entry);
+        for (const c of m.contents) visit(c.entry);
+      }
+    }
   }
 
   /** An entry's digest: files via the stat cache or their content hash, the rest memoized by input. */
@@ -245,22 +327,24 @@ export class BuildContext {
       if (cached.entryDigest !== undefined) this.fileDigestMemo.set(f.path, cached.entryDigest);
       else cache.record(f.path, f, cached.sha256, Date.now(), this.entryDigestOf(f));
     }
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      const buf = Buffer.allocUnsafe(HASH_CHUNK);
-      while (next < todo.length) {
-        signal?.throwIfAborted();
-        const f = todo[next++] as ContextEntry;
-        const started = Date.now();
-        this.opts.onContentRead?.(f.path);
-        const sha = await hashFileContent(join(this.root, f.path), buf, signal);
-        this.contentMemo.set(f.path, sha);
-        this.confirmedRows++;
-        cache.record(f.path, f, sha, started, this.entryDigestOf(f));
+    // Synchronous reads: through the thread pool every open/read/close of a small file is a round trip that
+    // costs more than hashing it (seconds for a 13k-file context). The loop yields every ~20 ms so timers,
+    // progress output and cancellation keep working.
+    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    let lastYield = performance.now();
+    for (const f of todo) {
+      signal?.throwIfAborted();
+      const started = Date.now();
+      this.opts.onContentRead?.(f.path);
+      const sha = hashFileContentSync(join(this.root, f.path), buf);
+      this.contentMemo.set(f.path, sha);
+      this.confirmedRows++;
+      cache.record(f.path, f, sha, started, this.entryDigestOf(f));
+      if (performance.now() - lastYield > 20) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
       }
-    };
-    const n = Math.min(this.opts.hashConcurrency ?? 8, todo.length);
-    await Promise.all(Array.from({ length: n }, worker));
+    }
   }
 }
 

@@ -25,7 +25,7 @@ export interface ContextEntry {
   readonly linkname?: string;
 }
 
-export function entryTypeOf(st: Stats): EntryType {
+export function entryTypeOf(st: Pick<Stats, "mode">): EntryType {
   const fmt = st.mode & constants.S_IFMT;
   if (fmt === constants.S_IFREG) return "file";
   if (fmt === constants.S_IFDIR) return "dir";

@@ -1,5 +1,6 @@
 // Content and metadata digests for cache keys. mtime never enters a digest.
 import { createHash } from "node:crypto";
+import { closeSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import type { ContextEntry } from "./entry.js";
 
@@ -21,6 +22,22 @@ export async function hashFileContent(absPath: string, buf: Buffer, signal?: Abo
     }
   } finally {
     await fh.close();
+  }
+  return h.digest("hex");
+}
+
+/** hashFileContent for synchronous callers (rare: a remembered digest whose per-path digests are asked for). */
+export function hashFileContentSync(absPath: string, buf: Buffer): string {
+  const h = createHash("sha256");
+  const fd = openSync(absPath, "r");
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(n === buf.length ? buf : buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
   }
   return h.digest("hex");
 }

@@ -7,14 +7,22 @@ import { SymlinkLoopError } from "./errors.js";
 const MAX_LINKS = 255;
 
 export class ContextTree {
-  private readonly index = new Map<string, number>();
+  private indexValue: Map<string, number> | undefined;
 
   /** `entries` must be sorted with comparePaths and exclude the root. */
   constructor(
     readonly root: ContextEntry,
     readonly entries: readonly ContextEntry[],
-  ) {
-    entries.forEach((e, i) => this.index.set(e.path, i));
+  ) {}
+
+  /** Built on first lookup: a rebuild answered from the digest memo never needs it. */
+  private get index(): Map<string, number> {
+    if (!this.indexValue) {
+      const index = new Map<string, number>();
+      this.entries.forEach((e, i) => index.set(e.path, i));
+      this.indexValue = index;
+    }
+    return this.indexValue;
   }
 
   get(path: string): ContextEntry | undefined {

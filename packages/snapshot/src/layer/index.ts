@@ -5,6 +5,7 @@ export { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, layerSortKey, normalizeLayerPath } fr
 export { opaqueEntry, parseWhiteout, whiteoutEntry, type WhiteoutKind, type WhiteoutOptions } from "./whiteout.js";
 export { writeLayerTar, type WriteLayerTarOptions } from "./tar-writer.js";
 export { writeLayerBlob, type WriteLayerBlobOptions } from "./blob.js";
+export { CompressPool } from "./chunked-compress.js";
 export { DecompressError, decompressStream, detectCompression, type ArchiveCompression } from "./decompress.js";
 export { detectArchive, readLayerTar, type ReadLayerTarOptions, type TarReadEntry } from "./tar-reader.js";
 export { extractLayer, type ExtractLayerOptions, type ExtractLayerResult, type WhiteoutMode } from "./extract.js";
@@ -26,3 +27,17 @@ export {
   type PreviousChunkedLayer,
   type WriteChunkedLayerOptions,
 } from "./chunked-writer.js";
+export {
+  DEFAULT_PART_BYTES,
+  TAR_PARTS_INDEX_VERSION,
+  parseTarPartsIndex,
+  serializeTarPartsIndex,
+  writeTarParts,
+  type TarPartEntry,
+  type TarPartRef,
+  type TarPartSink,
+  type TarPartsIndex,
+  type TarPartsResult,
+  type TarPartsStats,
+  type WriteTarPartsOptions,
+} from "./tar-parts.js";

@@ -9,6 +9,7 @@ export const OPAQUE_WHITEOUT = ".wh..wh..opq";
  * empty or "." components in the middle, and NUL bytes, so two spellings never name one entry.
  */
 export function normalizeLayerPath(raw: string): string {
+  if (isCanonicalLayerPath(raw)) return raw;
   let p = raw;
   while (p.startsWith("./")) p = p.slice(2);
   p = p.replace(/^\/+/, "").replace(/\/+$/, "");
@@ -21,6 +22,36 @@ export function normalizeLayerPath(raw: string): string {
   }
   return p;
 }
+
+/** True when `p` is already canonical (the common case: callers build paths by joining clean names). */
+function isCanonicalLayerPath(p: string): boolean {
+  if (p.length === 0) return false;
+  let start = 0;
+  for (let i = 0; i <= p.length; i++) {
+    const c = i < p.length ? p.charCodeAt(i) : 0x2f;
+    if (c === 0) return false;
+    if (c !== 0x2f) continue;
+    const len = i - start;
+    if (len === 0) return false;
+    if (len <= 2 && p.charCodeAt(start) === 0x2e && (len === 1 || p.charCodeAt(start + 1) === 0x2e)) return false;
+    start = i + 1;
+  }
+  return true;
+}
+
+/**
+ * layerSortKey as a string ("/" → NUL). Comparing two such strings by UTF-16 code units gives the same
+ * order as comparing their keys' UTF-8 bytes unless a string holds surrogates (astral characters): callers
+ * check `hasSurrogates` and fall back to the byte keys then.
+ */
+export function layerSortString(path: string): string {
+  const slash = path.lastIndexOf("/");
+  const base = path.slice(slash + 1);
+  const keyPath = base === OPAQUE_WHITEOUT ? (slash < 0 ? "" : `${path.slice(0, slash)}/`) : path;
+  return keyPath.replaceAll("/", "\0");
+}
+
+export const hasSurrogates = (s: string): boolean => /[\ud800-\udfff]/.test(s);
 
 /**
  * Sort key implementing the layer entry order: paths compare component by component, each component

@@ -51,40 +51,69 @@ export function paddingFor(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
-function putBytes(block: Buffer, [off, len]: readonly [number, number], value: Buffer): void {
-  value.copy(block, off, 0, Math.min(len, value.length));
-}
-
-function putOctal(block: Buffer, [off, len]: readonly [number, number], value: number): void {
-  block.write(value.toString(8).padStart(len - 1, "0"), off, len - 1, "ascii");
-  block[off + len - 1] = 0;
-}
-
-/** Encodes one 512-byte ustar header. Callers guarantee every number fits its octal field. */
-export function encodeUstar(h: UstarFields): Buffer {
-  const block = Buffer.alloc(BLOCK);
-  putBytes(block, F.name, h.name);
-  putOctal(block, F.mode, h.mode);
-  putOctal(block, F.uid, h.uid);
-  putOctal(block, F.gid, h.gid);
-  putOctal(block, F.size, h.size);
-  putOctal(block, F.mtime, h.mtime);
-  block.write(h.typeflag, F.typeflag[0], 1, "ascii");
-  if (h.linkname) putBytes(block, F.linkname, h.linkname);
-  block.write("ustar\0", F.magic[0], 6, "ascii");
-  block.write("00", F.version[0], 2, "ascii");
-  if (h.uname) putBytes(block, F.uname, h.uname);
-  if (h.gname) putBytes(block, F.gname, h.gname);
-  if (h.dev) {
-    putOctal(block, F.devmajor, h.dev.major);
-    putOctal(block, F.devminor, h.dev.minor);
-  }
-  // Checksum: sum of all bytes with the checksum field read as spaces; stored as 6 octal digits, NUL, space.
-  block.fill(0x20, F.chksum[0], F.chksum[0] + F.chksum[1]);
+/** Copies `value` into the field; returns the sum of the bytes written (for the header checksum). */
+function putBytes(block: Buffer, [off, len]: readonly [number, number], value: Buffer): number {
+  const n = Math.min(len, value.length);
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += block[i]!;
-  block.write(sum.toString(8).padStart(6, "0"), F.chksum[0], 6, "ascii");
+  for (let i = 0; i < n; i++) {
+    const b = value[i]!;
+    block[off + i] = b;
+    sum += b;
+  }
+  return sum;
+}
+
+/** Zero-padded octal digits then NUL, written byte by byte; returns the sum of the bytes written. */
+function putOctal(block: Buffer, [off, len]: readonly [number, number], value: number): number {
+  let v = value;
+  let sum = 0;
+  for (let i = off + len - 2; i >= off; i--) {
+    const b = 0x30 + (v % 8);
+    block[i] = b;
+    sum += b;
+    v = Math.floor(v / 8);
+  }
+  block[off + len - 1] = 0;
+  return sum;
+}
+
+const MAGIC_VERSION = Buffer.from("ustar\x0000", "latin1");
+const MAGIC_VERSION_SUM = MAGIC_VERSION.reduce((n, b) => n + b, 0);
+/** The checksum field counts as eight spaces while the checksum is computed. */
+const CHKSUM_SPACES_SUM = 8 * 0x20;
+
+/**
+ * Encodes one 512-byte ustar header. Callers guarantee every number fits its octal field. The checksum is
+ * summed as fields are written (every other byte is zero), not by a pass over the block.
+ */
+export function encodeUstar(h: UstarFields): Buffer {
+  // From the shared pool (allocUnsafe) and zeroed: cheaper than a fresh zeroed allocation per header.
+  const block = Buffer.allocUnsafe(BLOCK).fill(0);
+  let sum = CHKSUM_SPACES_SUM + MAGIC_VERSION_SUM;
+  sum += putBytes(block, F.name, h.name);
+  sum += putOctal(block, F.mode, h.mode);
+  sum += putOctal(block, F.uid, h.uid);
+  sum += putOctal(block, F.gid, h.gid);
+  sum += putOctal(block, F.size, h.size);
+  sum += putOctal(block, F.mtime, h.mtime);
+  const typeflag = h.typeflag.charCodeAt(0);
+  block[F.typeflag[0]] = typeflag;
+  sum += typeflag;
+  if (h.linkname) sum += putBytes(block, F.linkname, h.linkname);
+  block.set(MAGIC_VERSION, F.magic[0]);
+  if (h.uname) sum += putBytes(block, F.uname, h.uname);
+  if (h.gname) sum += putBytes(block, F.gname, h.gname);
+  if (h.dev) {
+    sum += putOctal(block, F.devmajor, h.dev.major);
+    sum += putOctal(block, F.devminor, h.dev.minor);
+  }
+  // Stored as 6 octal digits, NUL, space.
+  for (let i = F.chksum[0] + 5; i >= F.chksum[0]; i--) {
+    block[i] = 0x30 + (sum % 8);
+    sum = Math.floor(sum / 8);
+  }
   block[F.chksum[0] + 6] = 0;
+  block[F.chksum[0] + 7] = 0x20;
   return block;
 }
 

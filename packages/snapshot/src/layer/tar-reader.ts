@@ -75,6 +75,7 @@ class ByteReader {
 class EntryBody extends Readable {
   private remaining: number;
   private inflight: Promise<void> | null = null;
+  private reading = false;
   private detached = false;
 
   constructor(
@@ -88,15 +89,17 @@ class EntryBody extends Readable {
   }
 
   override _read(): void {
-    if (this.inflight || this.detached || this.remaining === 0) return;
-    this.inflight = this.pump().finally(() => {
-      this.inflight = null;
-    });
+    if (this.reading || this.detached || this.remaining === 0) return;
+    this.reading = true;
+    this.inflight = this.pump();
   }
 
   private async pump(): Promise<void> {
     try {
       const chunk = await this.reader.readUpTo(Math.min(this.remaining, 1 << 16));
+      // Cleared before push(): push may call _read() at once, which must start the next pump (a flag still
+      // set here would drop that call and stall the body when the source hands over big buffered chunks).
+      this.reading = false;
       if (this.detached) return;
       if (!chunk) {
         this.destroy(new BadTarError("archive ends inside file content", this.path));

@@ -1,6 +1,7 @@
+import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { LayerEntryError } from "./errors.js";
-import { layerSortKey, normalizeLayerPath } from "./path.js";
+import { hasSurrogates, layerSortString, normalizeLayerPath } from "./path.js";
 import {
   BLOCK,
   ZERO_BLOCK,
@@ -28,9 +29,10 @@ const TYPEFLAG: Record<LayerEntryType, string> = {
   fifo: "6",
 };
 
-interface Prepared {
+export interface Prepared {
   entry: LayerEntry;
-  key: Buffer;
+  /** layerSortString of the path: compared as a string, or as UTF-8 bytes when some path has surrogates. */
+  key: string;
 }
 
 /**
@@ -73,7 +75,8 @@ async function* generateTar(
 
 async function* fileContent(entry: LayerEntry, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
   const size = entry.size!;
-  const source = entry.open!();
+  const file = contentPath(entry);
+  const source = entry.open ? entry.open() : createReadStream(file!);
   let written = 0;
   try {
     for await (const chunk of source as AsyncIterable<Buffer | string>) {
@@ -101,19 +104,23 @@ function checkId(path: string, what: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new LayerEntryError(path, `invalid ${what} ${value}`);
 }
 
+/** A host file holding the entry's content (the parts writer reads it directly), if the caller gave one. */
+const contentPath = (e: LayerEntry): string | undefined => (e as { sourcePath?: string }).sourcePath;
+
 function validate(raw: LayerEntry): LayerEntry {
   const path = normalizeLayerPath(raw.path);
   if (!(raw.type in TYPEFLAG)) throw new LayerEntryError(path, `unknown type ${JSON.stringify(raw.type)}`);
   checkId(path, "uid", raw.uid);
   checkId(path, "gid", raw.gid);
   if (!Number.isFinite(raw.mtimeMs)) throw new LayerEntryError(path, `invalid mtimeMs ${raw.mtimeMs}`);
-  const e: LayerEntry = { ...raw, path, mode: raw.mode & 0o7777 };
+  // Most entries are already canonical: keep the caller's object rather than copying tens of thousands.
+  const e: LayerEntry = path === raw.path && (raw.mode & 0o7777) === raw.mode && raw.type !== "hardlink" ? raw : { ...raw, path, mode: raw.mode & 0o7777 };
   switch (e.type) {
     case "file":
       if (e.size === undefined || !Number.isSafeInteger(e.size) || e.size < 0) {
         throw new LayerEntryError(path, `file needs a non-negative integer size, got ${e.size}`);
       }
-      if (e.size > 0 && !e.open) throw new LayerEntryError(path, "file with content needs open()");
+      if (e.size > 0 && !e.open && !contentPath(e)) throw new LayerEntryError(path, "file with content needs open()");
       break;
     case "symlink":
       if (!e.linkname) throw new LayerEntryError(path, "symlink needs a linkname");
@@ -136,19 +143,41 @@ function validate(raw: LayerEntry): LayerEntry {
   return e;
 }
 
-async function prepareEntries(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>): Promise<Prepared[]> {
+/** Validates, canonicalises hardlinks and sorts `entries` into layer order (metadata only). Internal. */
+export async function prepareEntries(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>): Promise<Prepared[]> {
   const byPath = new Map<string, Prepared>();
-  for await (const raw of entries) {
+  let astral = false;
+  const add = (raw: LayerEntry): void => {
     const entry = validate(raw);
     if (byPath.has(entry.path)) throw new LayerEntryError(entry.path, "duplicate path in layer");
-    byPath.set(entry.path, { entry, key: layerSortKey(entry.path) });
-  }
-  canonicaliseHardlinks(byPath);
-  return [...byPath.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+    const key = layerSortString(entry.path);
+    if (!astral && hasSurrogates(key)) astral = true;
+    byPath.set(entry.path, { entry, key });
+  };
+  // Arrays skip the per-entry await of for-await (measurable with tens of thousands of entries).
+  if (Symbol.iterator in entries) for (const raw of entries) add(raw);
+  else for await (const raw of entries) add(raw);
+  const compare = keyComparator(astral);
+  canonicaliseHardlinks(byPath, compare);
+  return [...byPath.values()].sort(compare);
+}
+
+type KeyCompare = (a: Prepared, b: Prepared) => number;
+
+/** Code-unit order equals UTF-8 byte order without surrogates; with them, compare the bytes. */
+function keyComparator(astral: boolean): KeyCompare {
+  if (!astral) return (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const bytes = new Map<string, Buffer>();
+  const of = (k: string): Buffer => {
+    let b = bytes.get(k);
+    if (!b) bytes.set(k, (b = Buffer.from(k, "utf8")));
+    return b;
+  };
+  return (a, b) => Buffer.compare(of(a.key), of(b.key));
 }
 
 /** Rewrites each hardlink group so the first path in layer order holds the content. */
-function canonicaliseHardlinks(byPath: Map<string, Prepared>): void {
+function canonicaliseHardlinks(byPath: Map<string, Prepared>, compare: KeyCompare): void {
   const groups = new Map<string, string[]>(); // content path -> link paths
   for (const { entry } of byPath.values()) {
     if (entry.type !== "hardlink") continue;
@@ -171,7 +200,7 @@ function canonicaliseHardlinks(byPath: Map<string, Prepared>): void {
   for (const [contentPath, links] of groups) {
     const content = byPath.get(contentPath)!;
     const all = [contentPath, ...links].map((p) => byPath.get(p)!);
-    all.sort((a, b) => Buffer.compare(a.key, b.key));
+    all.sort(compare);
     const primary = all[0]!;
     if (primary !== content) primary.entry = { ...content.entry, path: primary.entry.path };
     for (const member of all.slice(1)) {
@@ -181,7 +210,8 @@ function canonicaliseHardlinks(byPath: Map<string, Prepared>): void {
   }
 }
 
-function encodeEntryHeader(e: LayerEntry, sourceDateEpoch: number | undefined): Buffer {
+/** The header bytes of one prepared entry (PAX extension included). Internal. */
+export function encodeEntryHeader(e: LayerEntry, sourceDateEpoch: number | undefined): Buffer {
   const pax = new Map<string, Buffer>();
   const tarName = e.type === "dir" ? `${e.path}/` : e.path;
   const name = Buffer.from(tarName, "utf8");
@@ -236,4 +266,44 @@ function encodeEntryHeader(e: LayerEntry, sourceDateEpoch: number | undefined): 
   );
   const paxHeader = encodeUstar({ name: paxName, mode: 0o644, uid: 0, gid: 0, size: data.length, mtime, typeflag: "x" });
   return Buffer.concat([paxHeader, data, ZERO_BLOCK.subarray(0, paddingFor(data.length)), header]);
+}
+
+/** Whole seconds written for the entry's mtime (clamped to SOURCE_DATE_EPOCH), as encodeEntryHeader does. */
+function headerSeconds(e: LayerEntry, sourceDateEpoch: number | undefined): number {
+  const seconds = Math.floor(e.mtimeMs / 1000);
+  return sourceDateEpoch !== undefined && seconds > sourceDateEpoch ? Math.floor(sourceDateEpoch) : seconds;
+}
+
+/**
+ * A string that determines encodeEntryHeader's bytes: equal identities give equal headers. It lists every
+ * input encodeEntryHeader reads; keep the two in step (tests change each field and compare). Internal.
+ */
+export function entryHeaderIdentity(e: LayerEntry, sourceDateEpoch: number | undefined): string {
+  let id = `${e.type}\0${e.path}\0${e.mode & 0o7777}\0${e.uid}\0${e.gid}\0${headerSeconds(e, sourceDateEpoch)}`;
+  if (e.type === "file") id += `\0s${e.size}`;
+  if (e.type === "symlink" || e.type === "hardlink") id += `\0l${e.linkname}`;
+  if (e.uname) id += `\0u${e.uname}`;
+  if (e.gname) id += `\0g${e.gname}`;
+  if (e.type === "char" || e.type === "block") id += `\0d${e.devmajor ?? 0},${e.devminor ?? 0}`;
+  if (e.xattrs && e.type !== "hardlink") {
+    for (const [k, v] of Object.entries(e.xattrs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) id += `\0x${k}=${v.toString("base64")}`;
+  }
+  return id;
+}
+
+/** encodeEntryHeader(e).length without building the header, except when a PAX extension is needed. Internal. */
+export function entryHeaderLength(e: LayerEntry, sourceDateEpoch: number | undefined): number {
+  const nameBytes = Buffer.byteLength(e.type === "dir" ? `${e.path}/` : e.path, "utf8");
+  const link = e.type === "symlink" || e.type === "hardlink" ? Buffer.byteLength(e.linkname!, "utf8") : 0;
+  const pax =
+    nameBytes > 100 ||
+    link > 100 ||
+    (e.uname !== undefined && e.uname !== "" && Buffer.byteLength(e.uname, "utf8") > 32) ||
+    (e.gname !== undefined && e.gname !== "" && Buffer.byteLength(e.gname, "utf8") > 32) ||
+    !fitsOctal7(e.uid) ||
+    !fitsOctal7(e.gid) ||
+    (e.type === "file" && !fitsOctal11(e.size!)) ||
+    !fitsOctal11(headerSeconds(e, sourceDateEpoch)) ||
+    (e.xattrs !== undefined && e.type !== "hardlink" && Object.keys(e.xattrs).length > 0);
+  return pax ? encodeEntryHeader(e, sourceDateEpoch).length : BLOCK;
 }

@@ -3,11 +3,13 @@ import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import { layerSortKey, opaqueEntry, whiteoutEntry, type LayerEntry } from "../layer/index.js";
 import { entryFromStat, HardlinkTracker, assertNotAborted, type StatLike } from "./fsentry.js";
-import { layerXattrs, readXattrs } from "./xattrs.js";
+import { layerXattrs, readXattrs, type XattrMap } from "./xattrs.js";
 
 export interface DiffOverlayOptions {
   /** The overlay's lower dirs, top-most first: whiteouts that hide nothing in them are dropped. */
   lowerDirs: string[];
+  /** The upper dir's xattrs read already (SandboxResult.upperXattrs); read with getfattr when absent. */
+  xattrs?: XattrMap;
   signal?: AbortSignal;
 }
 
@@ -31,7 +33,7 @@ export async function diffOverlayUpper(upperDir: string, opts: DiffOverlayOption
   const found: Found[] = [];
   await walk(upperDir, "", found, opts.signal);
   if (found.length === 0) return [];
-  const xattrs = await readXattrs([upperDir], { recursive: true, signal: opts.signal });
+  const xattrs = opts.xattrs ?? (await readXattrs([upperDir], { recursive: true, signal: opts.signal }));
 
   const out: Array<{ e: LayerEntry; st?: Stats }> = [];
   for (const f of found) {

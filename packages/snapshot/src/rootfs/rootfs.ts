@@ -8,6 +8,7 @@ import { materializeLowers } from "./copy.js";
 import { diffOverlayUpper } from "./diff-overlay.js";
 import { diffAgainstIndex, indexTree, type TreeIndex } from "./diff-trees.js";
 import { probeOverlay, assertOverlaySupported } from "./overlay.js";
+import type { XattrMap } from "./xattrs.js";
 
 export type RootfsDriver = "overlay" | "copy";
 
@@ -32,8 +33,11 @@ export interface Rootfs {
   driver: RootfsDriver;
   /** The fields to put into SandboxSpec: the overlay is mounted inside the sandbox's mount namespace. */
   sandbox: { rootfs: string; overlay?: SandboxOverlay };
-  /** The layer entries for everything changed since creation (after the sandbox has exited). */
-  diff(opts?: { signal?: AbortSignal }): Promise<LayerEntry[]>;
+  /**
+   * The layer entries for everything changed since creation (after the sandbox has exited). `xattrs`: the
+   * run's SandboxResult.upperXattrs, which the overlay driver then need not read again.
+   */
+  diff(opts?: { signal?: AbortSignal; xattrs?: XattrMap }): Promise<LayerEntry[]>;
   /** Directory holding the changes: the overlay upper dir, or the whole tree for the copy driver. */
   changesDir: string;
   dispose(): Promise<void>;
@@ -53,7 +57,7 @@ export async function createRootfs(o: CreateRootfsOptions): Promise<Rootfs> {
       driver,
       sandbox: { rootfs: merged, overlay: { lowerDirs: [...o.lowerDirs], upperDir, workDir } },
       changesDir: upperDir,
-      diff: (d) => diffOverlayUpper(upperDir, { lowerDirs: o.lowerDirs, signal: d?.signal }),
+      diff: (d) => diffOverlayUpper(upperDir, { lowerDirs: o.lowerDirs, signal: d?.signal, ...(d?.xattrs ? { xattrs: d.xattrs } : {}) }),
       dispose,
     };
   }

@@ -1,17 +1,21 @@
 /**
- * The in-namespace launcher, run by `perl` (perl-base is Essential on Debian, so nothing to install) inside
- * the new namespaces. It forks pid 1 of the new pid namespace, which sets everything up and execs the
- * command, and itself stays outside to report pid 1's exact wait status. It is a tiny interpreter: the
- * TypeScript side decides every mount and step (plan.ts) and sends them as NUL-separated tokens on stdin;
- * the script only executes them, with no shell and no other exec(): mount(2), pivot_root(2),
- * sethostname(2) and prctl(2) are called through perl's syscall().
+ * The sandbox launcher, run by `perl` (perl-base is Essential on Debian, so nothing to install): it makes
+ * the namespaces itself (unshare(2)), forks pid 1 of the new pid namespace, which sets everything up and
+ * execs the command, and itself stays outside to report pid 1's exact wait status. It is a tiny
+ * interpreter: the TypeScript side decides every mount and step (plan.ts) and sends them as NUL-separated
+ * tokens on stdin; the script only executes them, with no shell and no other exec(): unshare(2), mount(2),
+ * pivot_root(2), sethostname(2), prctl(2) and the xattr calls go through perl's syscall().
  *
  * Status goes to fd 3 as NUL-separated (kind, value) records: B = started; W = wait status of pid 1;
  * S = path of a mount stub it had to create inside the rootfs (removed again afterwards); E = setup
- * failure; X = the command could not be executed. fd 3 is close-on-exec in pid 1.
+ * failure; U = the namespaces could not be made; X = the command could not be executed; A/N/V/Z = xattrs
+ * of the dir given as third argument (the overlay upper), read once the command is done. fd 3 is
+ * close-on-exec in pid 1.
  */
 export const LAUNCHER_PERL = String.raw`
-use strict; no warnings;
+# No "use strict; no warnings": loading strict.pm and warnings.pm costs milliseconds on every run. Perl's
+# few default-on warnings must not reach the command's stderr (ours), so they are dropped.
+BEGIN { $SIG{__WARN__} = sub {}; }
 umask 022;
 open(my $st, '>&=', 3) or exit 125;
 select((select($st), $| = 1)[0]);
@@ -21,20 +25,71 @@ my $in = do { local $/; <STDIN> };
 my @t = split /\0/, $in, -1;
 pop @t if @t && $t[-1] eq '';
 open(STDIN, '<', '/dev/null');
-# unshare ran us in the new namespaces but without --fork: our child is pid 1 of the new pid namespace and
-# execs the command, while we stay outside it to report the command's exact wait status ("W") on fd 3
-# (unshare --fork loses it when the command dies from a signal).
+# After unshare(2) our child is pid 1 of the new pid namespace and execs the command, while we stay outside
+# it to report the command's exact wait status ("W") on fd 3 (an init's own status would lose a signal).
 # Syscalls are made directly (no fork/exec of mount(8) per mount point); $ARGV[0] = "name=nr,...".
 my %NR = map { split /=/ } split /,/, $ARGV[0];
+# The namespaces, made here rather than by unshare(1) (one exec less per run): $ARGV[1] = "flags:uid:gid",
+# uid/gid set for a user namespace mapping the caller to root. Then every mount is made private, as
+# unshare --propagation private does, so nothing propagates back to the host.
+{
+  my ($flags, $uid, $gid) = split /:/, $ARGV[1], -1;
+  syscall(0 + $NR{unshare}, 0 + $flags) == 0 or do { print $st "U\0$!\0"; exit 125; };
+  if (length $uid) {
+    for (['setgroups', 'deny'], ['uid_map', "0 $uid 1"], ['gid_map', "0 $gid 1"]) {
+      open(my $fh, '>', "/proc/self/$_->[0]") or do { print $st "U\0$_->[0]: $!\0"; exit 125; };
+      print $fh $_->[1]; close($fh) or do { print $st "U\0$_->[0]: $!\0"; exit 125; };
+    }
+  }
+  my ($none, $slash) = ('none', '/'); # syscall() wants writable strings
+  syscall(0 + $NR{mount}, $none, $slash, 0, 16384 | 262144, 0) == 0 or do { print $st "U\0make / private: $!\0"; exit 125; };
+}
 # PR_SET_PDEATHSIG: if kiln dies, we die, and then pid 1 (below) and so the whole namespace.
 sub die_with_parent { syscall(0 + $NR{prctl}, 1, 9, 0, 0, 0); }
 die_with_parent();
+# Opened now: pid 1's pivot_root moves the root of every process in this mount namespace, ours included.
+my $upper;
+if (defined $ARGV[2]) { opendir($upper, $ARGV[2]) or undef $upper; }
 my $init = fork();
 if (!defined $init) { print $st "E\0fork: $!\0"; exit 125; }
 if ($init) {
   while (waitpid($init, 0) == -1) { last unless $! == 4; }
   print $st "W\0$?\0";
+  scan_xattrs() if defined $upper && chdir($upper);
   exit 0;
+}
+closedir($upper) if defined $upper;
+# After the run, the xattrs of the overlay upper dir (the cwd: overlay markers, capabilities) for the diff,
+# which would otherwise need a getfattr process: A = path relative to it, N = name, V = hex value, Z = done.
+# Every process of the run is gone by now (pid 1 exited), and no symlink is followed.
+sub scan_xattrs {
+  xattrs_of('.', '');
+  my @dirs = ('.');
+  while (@dirs) {
+    my $rel = shift @dirs;
+    opendir(my $dh, $rel) or return;
+    for my $n (readdir($dh)) {
+      next if $n eq '.' || $n eq '..';
+      my $r = $rel eq '.' ? $n : "$rel/$n";
+      lstat("./$r") or next;
+      push @dirs, $r if -d _;
+      xattrs_of("./$r", $r);
+    }
+    closedir($dh);
+  }
+  print $st "Z\0\0";
+}
+sub xattrs_of {
+  my ($p, $r) = @_;
+  my $list = "\0" x 65536;
+  my $len = syscall(0 + $NR{llistxattr}, $p, $list, 65536);
+  return unless $len > 0;
+  print $st "A\0$r\0";
+  for my $name (split /\0/, substr($list, 0, $len)) {
+    my $val = "\0" x 65536;
+    my $vl = syscall(0 + $NR{lgetxattr}, $p, $name, $val, 65536);
+    print $st "N\0$name\0V\0" . unpack('H*', substr($val, 0, $vl)) . "\0" if $vl >= 0;
+  }
 }
 my $root = '';
 my ($T, $cwd);

@@ -147,14 +147,17 @@ export interface SyscallNumbers {
   sethostname: number;
   prctl: number;
   setgroups: number;
+  lgetxattr: number;
+  llistxattr: number;
+  unshare: number;
 }
 
 const SYSCALLS: Record<string, SyscallNumbers> = {
-  x64: { mount: 165, umount2: 166, pivot_root: 155, sethostname: 170, prctl: 157, setgroups: 116 },
+  x64: { mount: 165, umount2: 166, pivot_root: 155, sethostname: 170, prctl: 157, setgroups: 116, lgetxattr: 192, llistxattr: 195, unshare: 272 },
   // The asm-generic table.
-  arm64: { mount: 40, umount2: 39, pivot_root: 41, sethostname: 161, prctl: 167, setgroups: 159 },
-  riscv64: { mount: 40, umount2: 39, pivot_root: 41, sethostname: 161, prctl: 167, setgroups: 159 },
-  loong64: { mount: 40, umount2: 39, pivot_root: 41, sethostname: 161, prctl: 167, setgroups: 159 },
+  arm64: { mount: 40, umount2: 39, pivot_root: 41, sethostname: 161, prctl: 167, setgroups: 159, lgetxattr: 9, llistxattr: 12, unshare: 97 },
+  riscv64: { mount: 40, umount2: 39, pivot_root: 41, sethostname: 161, prctl: 167, setgroups: 159, lgetxattr: 9, llistxattr: 12, unshare: 97 },
+  loong64: { mount: 40, umount2: 39, pivot_root: 41, sethostname: 161, prctl: 167, setgroups: 159, lgetxattr: 9, llistxattr: 12, unshare: 97 },
 };
 
 export function syscallNumbers(arch: string = process.arch): SyscallNumbers {

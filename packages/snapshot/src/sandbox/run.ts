@@ -1,19 +1,24 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { overlayMountData } from "../rootfs/overlay-options.js";
 import { randomHostname, hostsFile, readHostResolvConf, sandboxResolvConf } from "./etc-files.js";
+import { contentDir, writeShared } from "./shared-files.js";
 import { SandboxAbortedError, SandboxExecError, SandboxSetupError, SandboxUnsupportedError } from "./errors.js";
 import { LAUNCHER_PERL } from "./launcher-script.js";
-import { buildPlan, syscallArg, syscallNumbers } from "./plan.js";
+import { buildPlan, syscallArg, syscallNumbers, type RunFiles } from "./plan.js";
 import { runWithRunc } from "./runc.js";
 import { createStubLower, removeStubs } from "./stubs.js";
+import type { XattrMap } from "../rootfs/xattrs.js";
 import type { SandboxMount, SandboxResult, SandboxSpec } from "./types.js";
 
 const TOOL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+/** perl-base's path on Debian and most distributions; else whatever PATH finds. */
+const PERL = existsSync("/usr/bin/perl") ? "/usr/bin/perl" : "perl";
 
 /**
  * Runs one command in a fresh set of namespaces (mount, pid, ipc, uts, and net for network "none") chrooted
@@ -33,71 +38,109 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
     );
   }
   const hostname = spec.hostname ?? randomHostname();
-  const runtime = await mkdtemp(path.join(os.tmpdir(), "kiln-run-"));
+  const sourceIsDir = memoIsDir();
+  if (spec.executor === "runc") {
+    const runtime = await mkdtemp(path.join(os.tmpdir(), "kiln-run-"));
+    try {
+      const files = await etcFiles(spec, hostname, runtime);
+      return await runWithRunc(spec, { runtime, hostname, files, sourceIsDir });
+    } finally {
+      await rm(runtime, { recursive: true, force: true });
+    }
+  }
+  // Only needed when the overlay options are too long for one page (symlinks to the lowers, made on demand).
+  const linkDir = path.join(os.tmpdir(), `kiln-lowers-${process.pid}-${randomBytes(6).toString("hex")}`);
+  // A random hostname makes the /etc files unique to this run: they are not worth sharing then.
+  const runtime = spec.hostname === undefined ? await mkdtemp(path.join(os.tmpdir(), "kiln-run-")) : undefined;
   try {
-    const files = {
-      hosts: path.join(runtime, "hosts"),
-      hostname: path.join(runtime, "hostname"),
-      resolvConf: path.join(runtime, "resolv.conf"),
-    };
-    await Promise.all([
-      writeFile(files.hosts, hostsFile(hostname, spec.extraHosts), { mode: 0o644 }),
-      writeFile(files.hostname, hostname + "\n", { mode: 0o644 }),
-      writeFile(files.resolvConf, sandboxResolvConf(await readHostResolvConf(), spec.network), { mode: 0o644 }),
-    ]);
-    const sourceIsDir = memoIsDir();
-    if (spec.executor === "runc") return await runWithRunc(spec, { runtime, hostname, files, sourceIsDir });
+    const files = await etcFiles(spec, hostname, runtime);
     let overlay: { data: string; cwd: string } | undefined;
     if (spec.overlay) {
-      const stubs = path.join(runtime, "stubs");
-      await createStubLower(stubs, spec.mounts ?? [], sourceIsDir);
-      overlay = overlayMountData(
-        { ...spec.overlay, lowerDirs: [...spec.overlay.lowerDirs, stubs] },
-        { userxattr: userns, linkDir: path.join(runtime, "lowers") },
-      );
+      const stubs = await sharedStubLower(spec.mounts ?? [], sourceIsDir);
+      overlay = overlayMountData({ ...spec.overlay, lowerDirs: [...spec.overlay.lowerDirs, stubs] }, { userxattr: userns, linkDir });
     }
     const plan = buildPlan({ spec, hostname, files, overlay, userns, sourceIsDir });
     spec.signal?.throwIfAborted();
     const outcome = await launch(spec, plan, userns);
     // Placeholders the launcher created in the writable tree (only where the stub lower could not help,
     // e.g. a mount target behind a symlink, or the copy driver).
-    await removeStubs(spec.overlay ? spec.overlay.upperDir : spec.rootfs, outcome.stubs);
+    if (outcome.stubs.length > 0) await removeStubs(spec.overlay ? spec.overlay.upperDir : spec.rootfs, outcome.stubs);
     if (outcome.aborted) throw new SandboxAbortedError("sandbox run aborted", { cause: spec.signal?.reason });
     if (outcome.setupError !== undefined) throw new SandboxSetupError(`sandbox setup failed: ${outcome.setupError}`);
     if (outcome.execError !== undefined) throw new SandboxExecError(outcome.execError);
+    if (outcome.upperXattrs) spec.onUpperXattrs?.(outcome.upperXattrs);
     return outcome.result;
   } finally {
-    await rm(runtime, { recursive: true, force: true });
+    if (spec.overlay) await rm(linkDir, { recursive: true, force: true });
+    if (runtime !== undefined) await rm(runtime, { recursive: true, force: true });
   }
+}
+
+/**
+ * /etc/hosts, /etc/hostname and /etc/resolv.conf for the run. They are bind-mounted read-only, so runs with
+ * the same content share one copy (a RUN's hostname is fixed); `runtime` is for a per-run copy instead.
+ */
+async function etcFiles(spec: SandboxSpec, hostname: string, runtime?: string): Promise<RunFiles> {
+  const content = {
+    hosts: hostsFile(hostname, spec.extraHosts),
+    hostname: hostname + "\n",
+    resolvConf: sandboxResolvConf(await readHostResolvConf(), spec.network),
+  };
+  const fill = async (dir: string) => {
+    await Promise.all([
+      writeShared(path.join(dir, "hosts"), content.hosts),
+      writeShared(path.join(dir, "hostname"), content.hostname),
+      writeShared(path.join(dir, "resolv.conf"), content.resolvConf),
+    ]);
+  };
+  let dir = runtime;
+  if (dir === undefined) dir = await contentDir("etc", JSON.stringify(content), fill);
+  else await fill(dir);
+  return { hosts: path.join(dir, "hosts"), hostname: path.join(dir, "hostname"), resolvConf: path.join(dir, "resolv.conf") };
+}
+
+/** The placeholder lower (see createStubLower), shared by every run with the same mount points. */
+function sharedStubLower(mounts: SandboxMount[], sourceIsDir: (m: Extract<SandboxMount, { type: "bind" }>) => boolean): Promise<string> {
+  const key = JSON.stringify(mounts.map((m) => [m.target, m.type === "bind" && !sourceIsDir(m) ? "f" : "d"]));
+  return contentDir("stubs", key, (dir) => createStubLower(dir, mounts, sourceIsDir));
 }
 
 interface LaunchOutcome {
   result: SandboxResult;
   stubs: string[];
+  upperXattrs?: XattrMap;
   setupError?: string;
   execError?: string;
   aborted: boolean;
 }
 
-function unshareArgs(spec: SandboxSpec, userns: boolean): string[] {
-  // No --fork: the launcher forks pid 1 itself so it can report the command's real wait status.
-  const a = ["--mount", "--uts", "--ipc", "--pid", "--propagation", "private"];
-  if (spec.network === "none") a.push("--net");
-  if (userns) a.push("--user", "--map-root-user");
-  return a;
+// clone(2) flags for the launcher's unshare(2).
+const CLONE_NEWNS = 0x00020000;
+const CLONE_NEWUTS = 0x04000000;
+const CLONE_NEWIPC = 0x08000000;
+const CLONE_NEWUSER = 0x10000000;
+const CLONE_NEWPID = 0x20000000;
+const CLONE_NEWNET = 0x40000000;
+
+/** The launcher's namespace argument, "flags:uid:gid" (uid and gid to map to root with a user namespace). */
+function namespaceArg(spec: SandboxSpec, userns: boolean): string {
+  let flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID;
+  if (spec.network === "none") flags |= CLONE_NEWNET;
+  if (!userns) return `${flags}::`;
+  return `${flags | CLONE_NEWUSER}:${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
 }
 
 function launch(spec: SandboxSpec, plan: string[], userns: boolean): Promise<LaunchOutcome> {
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      const perl = ["perl", "-e", LAUNCHER_PERL, syscallArg(syscallNumbers())];
-      child = spawn("unshare", [...unshareArgs(spec, userns), "--", ...perl], {
+      const args = ["-e", LAUNCHER_PERL, syscallArg(syscallNumbers()), namespaceArg(spec, userns), ...(spec.overlay ? [spec.overlay.upperDir] : [])];
+      child = spawn(PERL, args, {
         stdio: ["pipe", "pipe", "pipe", "pipe"],
         env: { PATH: TOOL_PATH, LC_ALL: "C" },
       });
     } catch (err) {
-      reject(new SandboxUnsupportedError(`cannot start unshare: ${(err as Error).message}`, { cause: err }));
+      reject(new SandboxUnsupportedError(`cannot start perl: ${(err as Error).message}`, { cause: err }));
       return;
     }
     let aborted = false;
@@ -132,7 +175,7 @@ function launch(spec: SandboxSpec, plan: string[], userns: boolean): Promise<Lau
       const code = (err as NodeJS.ErrnoException).code;
       reject(
         code === "ENOENT"
-          ? new SandboxUnsupportedError("unshare (util-linux) is not installed", { cause: err })
+          ? new SandboxUnsupportedError(`${PERL} is not installed (Debian: perl-base)`, { cause: err })
           : new SandboxSetupError(`cannot start sandbox: ${err.message}`, { cause: err }),
       );
     });
@@ -142,13 +185,25 @@ function launch(spec: SandboxSpec, plan: string[], userns: boolean): Promise<Lau
       const out: LaunchOutcome = { result: { exitCode: 0 }, stubs: [], aborted };
       let began = false;
       let wait: number | undefined;
-      const fields = Buffer.concat(status).toString("utf8").split("\0");
+      // latin1: paths and xattr names are raw bytes here (decoded as UTF-8 below, like Node's fs names).
+      const fields = Buffer.concat(status).toString("latin1").split("\0");
+      const xattrs: XattrMap = new Map();
+      let attrs: Map<string, Buffer> | undefined;
+      let name = "";
       for (let i = 0; i + 1 < fields.length; i += 2) {
-        const [kind, value] = [fields[i], fields[i + 1] ?? ""];
-        if (kind === "B") began = true;
+        const kind = fields[i];
+        const value = Buffer.from(fields[i + 1] ?? "", "latin1").toString("utf8");
+        if (kind === "A" && spec.overlay) {
+          attrs = new Map();
+          xattrs.set(path.join(spec.overlay.upperDir, value), attrs);
+        } else if (kind === "N") name = value;
+        else if (kind === "V") attrs?.set(name, Buffer.from(value, "hex"));
+        else if (kind === "Z") out.upperXattrs = xattrs;
+        else if (kind === "B") began = true;
         else if (kind === "S") out.stubs.push(value);
         else if (kind === "W") wait = Number(value);
         else if (kind === "E") out.setupError = value;
+        else if (kind === "U") out.setupError = explainUnshareFailure(userns, value);
         else if (kind === "X") out.execError = value;
       }
       out.result = wait !== undefined ? fromWaitStatus(wait) : fromExit(code, signal);
@@ -165,7 +220,7 @@ function killNamespaceInit(child: ChildProcess): void {
   try {
     children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").split(/\s+/).filter(Boolean);
   } catch {
-    // unshare already gone
+    // the launcher is gone already
   }
   for (const c of children) {
     try {
@@ -176,12 +231,12 @@ function killNamespaceInit(child: ChildProcess): void {
   }
 }
 
-function explainUnshareFailure(userns: boolean, stderr: string): string {
-  const why = stderr ? ` (${stderr})` : "";
+function explainUnshareFailure(userns: boolean, why: string): string {
+  const detail = why ? ` (${why})` : "";
   return userns
-    ? `could not create the namespaces${why}; a non-root build needs unprivileged user namespaces ` +
+    ? `could not create the namespaces${detail}; a non-root build needs unprivileged user namespaces ` +
         "(kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0, no AppArmor userns restriction)"
-    : `could not create the namespaces or start perl${why}`;
+    : `could not create the namespaces or start perl${detail}`;
 }
 
 function memoIsDir(): (m: Extract<SandboxMount, { type: "bind" }>) => boolean {

@@ -1,6 +1,6 @@
 // Where COPY/ADD puts things: Docker's destination rules (as BuildKit's file op implements them) turned
 // into the entries of one layer. Pure: sources come described, the parent image as an ImageFsView.
-import type { ChunkedLayerEntry, LayerEntry, LayerEntryType } from "@kiln/snapshot";
+import type { LayerEntry, LayerEntryType, TarPartEntry } from "@kiln/snapshot";
 import type { ImageFsView } from "../fs-view.js";
 
 /** One filesystem object to copy; `open` streams a file's content. */
@@ -13,8 +13,10 @@ export interface CopyNode {
   size?: number;
   linkname?: string;
   open?: () => NodeJS.ReadableStream;
-  /** Host file with the content, for fast synchronous reads by the chunked layer writer. */
+  /** Host file with the content, for fast synchronous reads by the layer writer. */
   sourcePath?: string;
+  /** Content identity (the context's entry digest): unchanged files let the layer writer reuse parts. */
+  fingerprint?: string;
 }
 
 /** A matched source: the object itself and, for a directory, everything below it (relative paths). */
@@ -61,6 +63,9 @@ class LayerBuilder {
 
   /** mkdir -p: creates missing dirs (0755 or --chmod, --chown owner), records existing ancestors. */
   mkdirAll(rel: string): void {
+    // Every recorded path has its ancestors recorded too, so a known path needs no walk (the common case:
+    // thousands of files share a few parents).
+    if (rel === "" || this.entries.has(rel)) return;
     const parts = rel.split("/").filter((p) => p !== "");
     for (let i = 1; i <= parts.length; i++) {
       const p = parts.slice(0, i).join("/");
@@ -109,7 +114,8 @@ class LayerBuilder {
     if (node.size !== undefined) entry.size = node.size;
     if (node.linkname !== undefined) entry.linkname = node.linkname;
     if (node.open) entry.open = node.open;
-    if (node.sourcePath) (entry as ChunkedLayerEntry).sourcePath = node.sourcePath;
+    if (node.sourcePath) (entry as TarPartEntry).sourcePath = node.sourcePath;
+    if (node.fingerprint !== undefined) (entry as TarPartEntry).fingerprint = node.fingerprint;
     // Replacing a directory with a non-directory drops what this layer put below it.
     if (prev?.type === "dir" && node.type !== "dir") {
       for (const key of [...this.entries.keys()]) if (key.startsWith(`${rel}/`)) this.entries.delete(key);

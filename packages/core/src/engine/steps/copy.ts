@@ -27,29 +27,33 @@ export class CopySourceError extends Error {
  * Files from the context are owned by root in the image unless --chown says otherwise (as docker build);
  * files from a stage or image keep their owners.
  */
-function nodeFromEntry(root: string, rel: string, entry: ContextEntry, preserveOwnership: boolean): CopyNode | undefined {
+function nodeFromEntry(root: string, rel: string, entry: ContextEntry, preserveOwnership: boolean, fingerprints?: Record<string, string>): CopyNode | undefined {
   const type: LayerEntryType | undefined = entry.type === "file" ? "file" : entry.type === "dir" ? "dir" : entry.type === "symlink" ? "symlink" : undefined;
   if (!type) return undefined;
   const node: CopyNode = { type, mode: entry.mode, uid: preserveOwnership ? entry.uid : 0, gid: preserveOwnership ? entry.gid : 0, mtimeMs: entry.mtimeMs };
   if (type === "file") {
     node.size = entry.size;
-    const abs = path.join(root, rel);
-    node.open = () => createReadStream(abs);
+    // rel is a clean context-relative path: plain concatenation (path.join per file shows up with 20k files).
+    const abs = rel === "" ? root : root.endsWith("/") ? `${root}${rel}` : `${root}/${rel}`;
+    // No open() closure per file: the layer writers read sourcePath directly.
     node.sourcePath = abs;
+    // The entry digest (content + metadata, from the stat cache) lets the layer writer reuse unchanged parts.
+    const fp = fingerprints?.[entry.path];
+    if (fp !== undefined) node.fingerprint = fp;
   }
   if (type === "symlink" && entry.linkname !== undefined) node.linkname = entry.linkname;
   return node;
 }
 
-function sourceFromMatch(ctx: BuildContext, m: ResolvedMatch, excludes: string[], preserveOwnership: boolean): CopySource | undefined {
-  const node = nodeFromEntry(ctx.root, m.resolvedPath, m.entry, preserveOwnership);
+function sourceFromMatch(ctx: BuildContext, m: ResolvedMatch, excludes: string[], preserveOwnership: boolean, fingerprints?: Record<string, string>): CopySource | undefined {
+  const node = nodeFromEntry(ctx.root, m.resolvedPath, m.entry, preserveOwnership, fingerprints);
   if (!node) return undefined;
   const source: CopySource = { path: m.name || m.path, node };
   if (node.type === "dir") {
     source.children = [];
     for (const c of m.contents) {
       if (excludes.length > 0 && isExcludedBy(c.relPath, excludes)) continue;
-      const child = nodeFromEntry(ctx.root, path.posix.join(m.resolvedPath, c.relPath), c.entry, preserveOwnership);
+      const child = nodeFromEntry(ctx.root, m.resolvedPath === "" ? c.relPath : `${m.resolvedPath}/${c.relPath}`, c.entry, preserveOwnership, fingerprints);
       if (child) source.children.push({ rel: c.relPath, node: child });
     }
   }
@@ -121,7 +125,7 @@ export async function resolveContextSources(
               continue;
             }
           }
-          const s = sourceFromMatch(ctx, m, instr.excludes, preserveOwnership);
+          const s = sourceFromMatch(ctx, m, instr.excludes, preserveOwnership, digested.paths);
           if (s) sources.push(s);
         }
       }

@@ -91,6 +91,7 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
     const { mounts, extraEnv } = await prepareMounts(instr.mounts ?? [], opts, work);
     rootfs = await createRootfs({ driver: opts.driver, lowerDirs, dir: path.join(work, "rootfs"), mounts, ...(signal ? { signal } : {}) });
     const args = runArgs(instr, config);
+    let upperXattrs: Map<string, Map<string, Buffer>> | undefined;
     const result = await runInSandbox({
       ...rootfs.sandbox,
       args,
@@ -101,6 +102,7 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
       hostname: "buildkitsandbox", // what BuildKit's RUN sees
       executor: opts.executor,
       mounts,
+      onUpperXattrs: (x) => (upperXattrs = x),
       stdout: (chunk) => {
         const text = chunk.toString("utf8");
         keepTail(text);
@@ -123,16 +125,39 @@ export async function executeRun(opts: RunStepOptions): Promise<LayerDescriptor>
         [...tail],
       );
     }
-    const entries = await rootfs.diff(signal ? { signal } : {});
+    const entries = await rootfs.diff({ ...(signal ? { signal } : {}), ...(upperXattrs ? { xattrs: upperXattrs } : {}) });
     await addRuntimeMountPoints(entries, lowerDirs, opts.sourceDateEpoch);
-    return await writeLayerToStore(opts.blobs, entries, {
-      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
-      ...(signal ? { signal } : {}),
-    });
+    const untouched = !touchesUserDb(entries) && !(await userDbLinked(lowerDirs));
+    const write = () =>
+      writeLayerToStore(opts.blobs, entries, {
+        ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    const layer = entries.length === 0 ? await emptyLayer(opts.blobs, write) : await write();
+    if (untouched) {
+      if (userDbUntouched.size > 10_000) userDbUntouched.clear();
+      userDbUntouched.add(chainKey(opts.layers, layer.diffID));
+    }
+    return layer;
   } finally {
     await rootfs?.dispose();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** The empty layer (a RUN that changed nothing) of each store, written once per process. */
+const emptyLayers = new WeakMap<BlobStore, Promise<LayerDescriptor>>();
+
+/**
+ * A RUN that changes nothing still adds a layer, as with BuildKit: the empty tar, whose bytes never vary.
+ * It is written the first time and reused while its blob is in the store (same descriptor either way).
+ */
+async function emptyLayer(blobs: BlobStore, write: () => Promise<LayerDescriptor>): Promise<LayerDescriptor> {
+  const known = await emptyLayers.get(blobs)?.catch(() => undefined);
+  if (known && (await blobs.has(known.digest))) return known;
+  const p = write();
+  emptyLayers.set(blobs, p);
+  return p;
 }
 
 /**
@@ -144,16 +169,68 @@ async function addRuntimeMountPoints(entries: LayerEntry[], lowerDirs: string[],
     if (entries.some((e) => e.path === name)) continue;
     let present = false;
     for (const lower of lowerDirs) {
-      try {
-        await lstat(path.join(lower, name));
+      if (await hasEntry(path.join(lower, name))) {
         present = true;
         break;
-      } catch {
-        // not in this layer
       }
     }
     if (!present) entries.push({ path: name, type: "dir", mode: 0o755, uid: 0, gid: 0, mtimeMs: (sourceDateEpoch ?? 0) * 1000 });
   }
+}
+
+// Unpacked layers never change, so what one holds at a path is looked up once per process.
+const lowerEntries = new Map<string, "none" | "symlink" | "other">();
+
+async function entryKind(file: string): Promise<"none" | "symlink" | "other"> {
+  let v = lowerEntries.get(file);
+  if (v === undefined) {
+    v = await lstat(file).then(
+      (st) => (st.isSymbolicLink() ? "symlink" : "other"),
+      () => "none" as const,
+    );
+    if (lowerEntries.size > 100_000) lowerEntries.clear();
+    lowerEntries.set(file, v);
+  }
+  return v;
+}
+
+async function hasEntry(file: string): Promise<boolean> {
+  return (await entryKind(file)) !== "none";
+}
+
+/**
+ * RUN layers known to leave /etc/passwd and /etc/group as they were, each keyed by the layers below it and
+ * its own diffID: they can be skipped when reading the user database, so the RUNs of a stage that do not
+ * touch /etc share one lookup instead of listing every new layer.
+ */
+const userDbUntouched = new Set<string>();
+
+function chainKey(layers: LayerDescriptor[], top: string): string {
+  return `${layers.map((l) => l.diffID).join(",")}>${top}`;
+}
+
+/** The layers that matter for /etc/passwd and /etc/group (see userDbUntouched); the same array if all do. */
+export function userDbLayers(layers: LayerDescriptor[]): LayerDescriptor[] {
+  if (userDbUntouched.size === 0) return layers;
+  const kept = layers.filter((l, i) => !userDbUntouched.has(chainKey(layers.slice(0, i), l.diffID)));
+  return kept.length === layers.length ? layers : kept;
+}
+
+/** Whether a diff can change what /etc/passwd or /etc/group read as (conservatively: anything under /etc). */
+function touchesUserDb(entries: LayerEntry[]): boolean {
+  return entries.some((e) => e.path === "etc" || e.path.startsWith("etc/") || e.path === ".wh.etc" || e.path === ".wh..wh..opq");
+}
+
+/** Whether /etc, /etc/passwd or /etc/group is a symlink in the merged lowers (then changes elsewhere count too). */
+async function userDbLinked(lowerDirs: string[]): Promise<boolean> {
+  for (const name of ["etc", "etc/passwd", "etc/group"]) {
+    for (const lower of lowerDirs) {
+      const kind = await entryKind(path.join(lower, name));
+      if (kind === "symlink") return true;
+      if (kind !== "none") break; // the top-most one decides
+    }
+  }
+  return false;
 }
 
 /** Turns `RUN --mount` specs into sandbox mounts (cache dirs, context binds, tmpfs, secrets). */

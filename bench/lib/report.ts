@@ -55,7 +55,7 @@ const TARGETS: readonly { scenario: string; what: string; ratio?: number; rssMiB
   { scenario: "large-warm", what: "warm rebuild, nothing changed", ratio: 0.25 },
   { scenario: "large-touch", what: "one source file changed under `COPY . .`", ratio: 0.1 },
   { scenario: "large-cold", what: "cold build", ratio: 0.5 },
-  { scenario: "run-steps", what: "20 trivial RUN steps", ratio: 0.5 },
+  { scenario: "run20", what: "20 trivial RUN steps", ratio: 0.5 },
   { scenario: "big-layer", what: "peak RSS building a 2 GB layer", rssMiB: 256 },
 ];
 

@@ -5,6 +5,8 @@ import { ensureTree, type GeneratedTree } from "../fixtures/file-tree.js";
 import type { PreparedScenario, Scenario, ScenarioEnv } from "./types.js";
 
 const TAG = "kiln-bench/large-context:latest";
+// Unique across bench runs: a revision text BuildKit (or kiln) saw in an earlier run would be a cache hit.
+const runId = `${Date.now().toString(36)}-${process.pid}`;
 let revision = 0;
 
 async function prepareLarge(env: ScenarioEnv): Promise<{ tree: GeneratedTree; dockerfile: string }> {
@@ -37,5 +39,5 @@ export const largeCold = scenario("large-cold", "4a. Large context, cold", "Buil
 export const largeWarm = scenario("large-warm", "4b. Large context, warm (nothing changed)", "The same build again: the context must still be checked for changes.", () => undefined);
 
 export const largeTouch = scenario("large-touch", "4c. Large context, one file changed", "One 1 KiB file rewritten before every run: `COPY . .` reruns.", (tree) => async () => {
-  await writeFile(path.join(tree.dir, "pkg0000/f000000.js"), `// revision ${++revision}\n`.padEnd(1024, "x"));
+  await writeFile(path.join(tree.dir, "pkg0000/f000000.js"), `// revision ${runId}-${++revision}\n`.padEnd(1024, "x"));
 });

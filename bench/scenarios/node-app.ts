@@ -4,6 +4,8 @@ import { writeNodeApp } from "../fixtures/node-app.js";
 import type { Scenario, ScenarioEnv } from "./types.js";
 
 const TAG = "kiln-bench/node-app:latest";
+// Unique across bench runs, so no builder meets a source text it cached in an earlier run.
+const runId = `${Date.now().toString(36)}-${process.pid}`;
 let revision = 0;
 
 async function app(env: ScenarioEnv) {
@@ -46,7 +48,7 @@ export const nodeTouch: Scenario = {
     const fx = await app(env);
     return {
       request: { context: fx.dir, tag: TAG, secrets: env.secrets },
-      before: () => fx.touch(++revision),
+      before: () => fx.touch(`${runId}-${++revision}`),
     };
   },
 };

@@ -298,6 +298,14 @@ class BuildSession {
 
   async release(): Promise<void> {
     for (const m of this.mounts.splice(0)) await m().catch(() => undefined);
+    await this.flushContext();
+  }
+
+  /** Saves the context's stat cache if a digest left it pending (only the next build's speed depends on it). */
+  async flushContext(): Promise<void> {
+    if (!this.contextPromise) return;
+    const ctx = await this.contextPromise.catch(() => undefined);
+    await ctx?.flushCaches();
   }
 
   context(): Promise<BuildContext> {
@@ -751,6 +759,8 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   let filesDigest: string | undefined;
   /** Per-path file digests of a COPY/ADD, read only on a miss. */
   let filesPaths: (() => Record<string, string>) | undefined;
+  /** Work that needs no layer bytes (explaining the miss, the per-path index): run while a large layer's diffID is hashed. */
+  let whileHashing: (() => Promise<void>) | undefined;
   let copyLoad: (() => Promise<LayerDescriptor | undefined>) | undefined;
   /** COPY --from: the key by source identity, and a record found by it (which names the chain key). */
   let fastKey: Digest | undefined;
@@ -798,6 +808,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
         const previousDigest = await session.previousLayer(ctx.stepId);
         return await writePartsLayerToStore(session.store.blobs, entries, {
           lease: session.lease,
+          whileHashing: () => whileHashing?.(),
           ...(previousDigest ? { previousDigest } : {}),
           ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
           ...(session.signal ? { signal: session.signal } : {}),
@@ -893,16 +904,27 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   if (!cached) {
     if (session.options.noCache) miss = { kind: "no-cache" };
     else if (ctx.missedBefore) miss = { kind: "parent-changed" };
-    // Why it missed is only reported when the step ends: worked out on a later turn of the event loop, which
-    // for a large COPY is while its diffID is hashed on the worker thread.
+    // Why it missed, and the per-path index for explaining the next miss, need no layer bytes: they run while a
+    // large COPY layer's diffID is hashed on the worker thread (whileHashing), or after the layer otherwise.
     let explaining: Promise<MissReason> | undefined;
-    if (!miss) {
-      explaining = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-        const prev = await session.previousInputs(ctx.stepId);
-        return explainMiss(inputs, prev?.inputs, prev?.files, filesPaths?.());
-      });
-      explaining.catch(() => undefined);
-    }
+    let indexing: Promise<Digest> | undefined;
+    let sideWork: Promise<void> | undefined;
+    const explainNeeded = !miss;
+    const runSideWork = (): Promise<void> =>
+      (sideWork ??= (async () => {
+        if (explainNeeded) {
+          explaining = session.previousInputs(ctx.stepId).then((prev) => explainMiss(inputs, prev?.inputs, prev?.files, filesPaths?.()));
+          explaining.catch(() => undefined);
+        }
+        await session.flushContext();
+        if (filesPaths) {
+          const bytes = canonicalJson(filesPaths());
+          await session.lease.add([sha256Digest(bytes)]);
+          indexing = session.store.blobs.writeBytes(bytes).then((r) => r.digest);
+          indexing.catch(() => undefined);
+        }
+      })());
+    whileHashing = runSideWork;
     // One builder per step across processes sharing the store: a concurrent build of the same step
     // waits here and then takes the first one's record instead of doing the work again.
     const built = await withStepLock(session.store.blobs, key, async () => {
@@ -912,20 +934,9 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
         return { ...again.result, reused: true };
       }
       const createdNow = nowIso();
-      const making = copyLoad ? copyLoad() : Promise.resolve(undefined);
-      making.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-      // The per-path index (for explaining the next miss) is built on the next turn of the event loop: for a
-      // large COPY that is while the layer's diffID is hashed on the worker thread, not after it.
-      const indexing = filesPaths
-        ? new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-            const bytes = canonicalJson(filesPaths!());
-            await session.lease.add([sha256Digest(bytes)]);
-            return (await session.store.blobs.writeBytes(bytes)).digest;
-          })
-        : undefined;
-      indexing?.catch(() => undefined);
-      const made = await making;
+      const made = copyLoad ? await copyLoad() : undefined;
       if (made) await session.lease.add([made.digest, made.diffID]);
+      await runSideWork();
       const filesIndex: Digest | undefined = await indexing;
       const recordInputs: CacheKeyInputs = filesIndex ? { ...inputs, filesIndex } : inputs;
       const result: StepRecordResult = made ? { layer: made, created: createdNow } : { created: createdNow };
@@ -935,6 +946,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     }, session.signal ? { signal: session.signal } : {});
     layer = built.layer;
     created = built.created;
+    await runSideWork();
     if (explaining) miss = await explaining;
     if (built.reused) {
       // Another build did this step while we waited for it: a hit after all.

@@ -62,6 +62,11 @@ export interface SourcesDigest {
 
 export interface DigestOptions extends ResolveOptions {
   signal?: AbortSignal;
+  /**
+   * Leave the stat cache's write for flushCaches() instead of doing it here: a build saves it while other work
+   * waits (it only speeds up the next build; a crash before the flush just means rehashing then).
+   */
+  deferCacheSave?: boolean;
 }
 
 export interface DigestChange {
@@ -218,7 +223,8 @@ export class BuildContext {
     // Every row confirmed by this context is a file in the tree; only if there are more rows
     // than that can some be stale (a deleted or now-ignored file).
     if (cache.size > this.confirmedRows) cache.prune((p) => this.tree.get(p)?.type === "file");
-    await cache.save();
+    if (opts.deferCacheSave) this.cacheSavePending = true;
+    else await cache.save();
     const digest = `sha256:${all.digest("hex")}`;
     if (memo && !memo.racy) memo.memo.set(key, { digest, sources: out });
     let paths: Record<string, string> | undefined;
@@ -230,6 +236,15 @@ export class BuildContext {
         return paths;
       },
     };
+  }
+
+  private cacheSavePending = false;
+
+  /** Writes what digestSources({ deferCacheSave: true }) left unsaved. */
+  async flushCaches(): Promise<void> {
+    if (!this.cacheSavePending) return;
+    this.cacheSavePending = false;
+    await this.statCache.save();
   }
 
   /** A remembered answer; the per-path digests are only worked out if read (on a cache miss). */

@@ -15,6 +15,7 @@ export interface DiffHasher {
   addFile(path: string, size: number): void;
   /** Appends bytes; the caller may reuse `data` once this returns. */
   addBytes(data: Buffer): void;
+
   digest(): Promise<Digest>;
   /** Releases the hasher (a worker is stopped); safe after digest() and on error paths. */
   close(): void;

@@ -67,6 +67,11 @@ export interface TarPartSink {
 
 export interface WriteTarPartsOptions {
   /**
+   * Called once all parts are planned and produced, before waiting for the diffID: the caller's chance to do
+   * work of its own while the hash finishes (on the worker thread). Its result and errors are not awaited.
+   */
+  whileHashing?: () => unknown;
+  /**
    * Where the diffID is hashed: "worker" (another thread reads and hashes the parts while this one plans and
    * produces them; needs sink.readPath), "inline", or "auto" (default: a worker for layers of 32 MiB or more).
    */
@@ -295,18 +300,25 @@ export async function writeTarParts(
   const list: TarPartEntry[] = [];
   if (Symbol.iterator in entries) for (const e of entries) list.push(e);
   else for await (const e of entries) list.push(e);
-  const prepared = (await prepareEntries(list)).map((p) => p.entry as TarPartEntry);
+  let estimate = 0;
+  for (const e of list) if (e.type === "file") estimate += e.size ?? 0;
+  const readPath = sink.readPath?.bind(sink);
+  const useWorker = readPath !== undefined && (options.hashing === "worker" || ((options.hashing ?? "auto") === "auto" && estimate >= WORKER_HASH_MIN_BYTES));
+  // Started before sorting and planning, so the worker has booted by the time the first part is ready.
+  const hasher: DiffHasher = useWorker ? workerDiffHasher() : inlineDiffHasher();
+  let prepared: TarPartEntry[];
+  try {
+    prepared = (await prepareEntries(list)).map((p) => p.entry as TarPartEntry);
+  } catch (err) {
+    hasher.close();
+    throw err;
+  }
 
   const previous = new Map<string, TarPartRef>();
   if (options.previous && options.previous.version === TAR_PARTS_INDEX_VERSION && options.previous.partBytes === partBytes) {
     for (const p of options.previous.parts) if (p.recipe !== undefined) previous.set(p.recipe, p);
   }
 
-  let estimate = 0;
-  for (const e of prepared) if (e.type === "file") estimate += e.size!;
-  const readPath = sink.readPath?.bind(sink);
-  const useWorker = readPath !== undefined && (options.hashing === "worker" || ((options.hashing ?? "auto") === "auto" && estimate >= WORKER_HASH_MIN_BYTES));
-  const hasher: DiffHasher = useWorker ? workerDiffHasher() : inlineDiffHasher();
   const reader = new ContentReader();
   const stats: TarPartsStats = { parts: 0, reusedParts: 0, knownParts: 0, writtenParts: 0, sourceBytesRead: 0 };
   const out: TarPartRef[] = [];
@@ -323,6 +335,7 @@ export async function writeTarParts(
       const prev = recipe !== undefined ? previous.get(recipe) : undefined;
       if (prev && prev.size === part.length && (await sink.has(prev.digest))) {
         if (useWorker) {
+          // The worker reads the stored part itself (into one reused buffer: no page faults on fresh memory).
           hasher.addFile(readPath!(prev.digest), prev.size);
         } else {
           const data = await sink.read(prev.digest, prev.size, scratch);
@@ -361,6 +374,7 @@ export async function writeTarParts(
       out.push(recipe !== undefined ? { digest, size: part.length, recipe } : { digest, size: part.length });
       size += part.length;
     }
+    if (options.whileHashing) Promise.resolve().then(options.whileHashing).catch(() => undefined);
     diffID = await hasher.digest();
   } finally {
     reader.close();

@@ -95,7 +95,8 @@ export async function resolveContextSources(
   const localSources = instr.sources.filter((s) => !isUrl(s));
   const urls = instr.sources.filter(isUrl);
   if (urls.length > 0 && instr.kind === "copy") throw new CopySourceError("source can't be a URL for COPY");
-  const digested = await ctx.digestSources(localSources);
+  // The stat cache is saved later (BuildSession.flushContext), off the path to this step's cache lookup.
+  const digested = await ctx.digestSources(localSources, { deferCacheSave: true });
   // Per-path digests are only needed on a miss (to explain it and to record them): built when read.
   let excludedPaths: Record<string, string> | undefined;
   let sourcesDigest = digested.digest;

@@ -97,6 +97,8 @@ export async function writePartsLayerToStore(
   options: LayerWriteOptions & {
     previousDigest?: LayerDescriptor["digest"];
     onStats?: (stats: TarPartsStats) => void;
+    /** Called once every part is planned, while the diffID is still being hashed: the caller's spare work. */
+    whileHashing?: () => unknown;
     /** The build's lease: parts taken from earlier layers are added before the composite names them. */
     lease?: { add(digests: LayerDescriptor["digest"][]): Promise<void> };
   } = {},
@@ -109,6 +111,7 @@ export async function writePartsLayerToStore(
       ...(previous ? { previous } : {}),
       ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.whileHashing ? { whileHashing: options.whileHashing } : {}),
     });
     await batch.commit();
   } catch (err) {

@@ -55,7 +55,7 @@ describe("cache export/import between two hosts", () => {
     const { host } = await ensureRegistry();
     const ref = `${host}/kiln-test/cache-${run}:buildcache`;
     const hostA = await openStore(path.join(work, "host-a"));
-    const a = await build({ context: ctx, dockerfileContent: dockerfile("echo one > /y"), store: hostA, cacheTo: [parseCacheToSpec(`type=registry,ref=${ref},mode=max`)] }).result;
+    const a = await build({ context: ctx, dockerfileContent: dockerfile("echo one > /y"), store: hostA, cacheTo: [parseCacheToSpec(`type=registry,ref=${ref},mode=max,compression=uncompressed`)] }).result;
     const allLayersOfA = layerDigests(a);
 
     const hostB = await openStore(path.join(work, "host-b"));

@@ -93,7 +93,7 @@ afterAll(async () => {
 describe("cache export/import through a registry", () => {
   it("mode=max: host B hits every record, downloads no layer until ensureBlob, and pushes by mounting", async () => {
     const ref = `${registry}/kiln-test/cache-${run}:max`;
-    const exported = await exportCache(hostA, parseCacheToSpec(`type=registry,ref=${ref},mode=max`), { keys });
+    const exported = await exportCache(hostA, parseCacheToSpec(`type=registry,ref=${ref},mode=max,compression=uncompressed`), { keys });
     expect(exported.records).toBe(5); // 3 steps of "tools" + 2 of the final stage
     expect(exported.uploaded).toEqual(expect.arrayContaining(layerDigests()));
 
@@ -140,7 +140,7 @@ describe("cache export/import through a registry", () => {
   it("mode=min exports only the final stage's steps", async () => {
     const ref = `${registry}/kiln-test/cache-${run}:min`;
     const finalStage = built.steps.at(-1)!.stage;
-    const exported = await exportCache(hostA, parseCacheToSpec(`type=registry,ref=${ref}`), { keys });
+    const exported = await exportCache(hostA, parseCacheToSpec(`type=registry,ref=${ref},compression=uncompressed`), { keys });
     expect(exported.records).toBe(2);
     const hostC = await newHost("host-c");
     const imported = await importCache(hostC, { type: "registry", ref });
@@ -157,7 +157,7 @@ describe("cache export/import through a registry", () => {
 describe("cache export/import through a local directory", () => {
   it("round-trips records; blobs are copied from the directory only on demand, and lazy records re-export", async () => {
     const dir = path.join(work, "cache-dir");
-    const exported = await exportCache(hostA, parseCacheToSpec(`type=local,dest=${dir},mode=max`), { keys });
+    const exported = await exportCache(hostA, parseCacheToSpec(`type=local,dest=${dir},mode=max,compression=uncompressed`), { keys });
     expect(exported.records).toBe(5);
     const files = await readdir(path.join(dir, "blobs", "sha256"));
     for (const d of layerDigests()) expect(files).toContain(d.slice(7));
@@ -171,7 +171,7 @@ describe("cache export/import through a local directory", () => {
     // Host D exports what it imported without having used it: the fetcher copies blobs as the export needs them.
     const fetcher = await LazyBlobFetcher.open(hostD.blobs);
     const dir2 = path.join(work, "cache-dir-2");
-    const again = await exportCache(hostD, parseCacheToSpec(`type=local,dest=${dir2},mode=max`), { keys, fetcher });
+    const again = await exportCache(hostD, parseCacheToSpec(`type=local,dest=${dir2},mode=max,compression=uncompressed`), { keys, fetcher });
     expect(again.records).toBe(5);
     expect(fetcher.fetched.sort()).toEqual(layerDigests().sort());
     for (const d of layerDigests()) expect(await hostD.blobs.verify(d)).toBe(true);
@@ -181,7 +181,7 @@ describe("cache export/import through a local directory", () => {
 
   it("a lazy blob whose source is gone or altered fails to fetch and leaves nothing in the store", async () => {
     const dir = path.join(work, "cache-dir-broken");
-    await exportCache(hostA, parseCacheToSpec(`type=local,dest=${dir},mode=max`), { keys });
+    await exportCache(hostA, parseCacheToSpec(`type=local,dest=${dir},mode=max,compression=uncompressed`), { keys });
     const hostF = await newHost("host-f");
     await importCache(hostF, { type: "local", src: dir });
     const [gone, altered] = layerDigests();

@@ -21,7 +21,7 @@ Options:
   -o, --output SPEC         type=oci,dest=DIR|FILE.tar | type=docker,dest=FILE.tar | type=registry | type=image (repeatable);
                             add compression=gzip (default) | uncompressed for the layers written or pushed
       --cache-from SPEC     Import build cache: type=local,src=DIR | type=registry,ref=REG/REPO:TAG (repeatable)
-      --cache-to SPEC       Export build cache: type=local,dest=DIR | type=registry,ref=…[,mode=min|max][,compression=gzip] (repeatable)
+      --cache-to SPEC       Export build cache: type=local,dest=DIR | type=registry,ref=…[,mode=min|max][,compression=gzip|uncompressed] (repeatable)
       --check               Check the Dockerfile (BuildKit's checks and kiln's cache advice) without building;
                             exit 1 when there are findings
       --push                Push the tags to their registries (same as --output type=registry)

@@ -155,7 +155,7 @@ export async function exportCache(stores: CacheStores, spec: CacheToSpec, option
   const keys = spec.mode === "max" ? [...options.keys.all, ...options.keys.final] : options.keys.final;
   const lease = options.lease ?? (await Lease.acquire(stores.blobs, options.signal ? { signal: options.signal } : {}));
   try {
-    const { records, blobs } = await collect(stores, fetcher, lease, keys, spec.compression === "gzip", options.signal);
+    const { records, blobs } = await collect(stores, fetcher, lease, keys, spec.compression !== "uncompressed", options.signal);
     return await writeCache(stores, spec, options, client, fetcher, records, blobs);
   } finally {
     if (!options.lease) await lease.release();

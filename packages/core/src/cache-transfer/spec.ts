@@ -1,5 +1,5 @@
 // `--cache-to` / `--cache-from` values, as BuildKit spells them:
-//   type=local,dest=DIR[,mode=min|max][,compression=gzip|uncompressed]   (same options for type=registry,ref=…)
+//   type=local,dest=DIR[,mode=min|max][,compression=gzip (default)|uncompressed]   (same options for type=registry,ref=…)
 //   type=local,src=DIR                     type=registry,ref=REG/REPO:TAG      (or just REG/REPO:TAG)
 import { parseReference } from "../image/reference.js";
 import { OUTPUT_COMPRESSIONS, type OutputCompression } from "../output/compress-image.js";
@@ -12,8 +12,8 @@ export class CacheSpecError extends Error {
 export type CacheExportMode = "min" | "max";
 
 /**
- * `compression=gzip` exports uncompressed store layers as their gzip forms (annotated with the uncompressed
- * digest); absent or "uncompressed" exports them as stored.
+ * Uncompressed store layers are exported as their gzip forms (annotated with the uncompressed digest), as
+ * BuildKit compresses cache layers by default; `compression=uncompressed` exports them as stored.
  */
 export type CacheToSpec =
   | { type: "local"; dest: string; mode: CacheExportMode; compression?: OutputCompression }

@@ -72,7 +72,7 @@ function shape(e: LayerEntry) {
 
 async function readAll(e: LayerEntry): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of e.open!()) chunks.push(Buffer.from(c as Buffer));
+  for await (const c of e.open ? e.open() : createReadStream(e.sourcePath!)) chunks.push(Buffer.from(c as Buffer));
   return Buffer.concat(chunks).toString();
 }
 

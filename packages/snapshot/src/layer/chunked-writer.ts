@@ -28,11 +28,6 @@ import { MEDIA_TYPE_LAYER_TAR_GZIP, type Digest, type LayerEntry, type LayerInfo
 export interface ChunkedLayerEntry extends LayerEntry {
   /** Content identity from the caller (the context's per-file digest); recorded in the index. */
   fingerprint?: string;
-  /**
-   * Absolute path holding the file's content. When set, content is read with synchronous reads instead
-   * of `open()` (an order of magnitude faster for many small files); `open` may then be omitted.
-   */
-  sourcePath?: string;
 }
 
 export interface PreviousChunkedLayer {

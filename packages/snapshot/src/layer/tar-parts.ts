@@ -26,8 +26,6 @@ import type { Digest, LayerEntry } from "./types.js";
 export interface TarPartEntry extends LayerEntry {
   /** Content identity from the caller (e.g. the build context's per-file digest); enables reuse by recipe. */
   fingerprint?: string;
-  /** Absolute path holding the file's content: read with synchronous reads instead of `open()`. */
-  sourcePath?: string;
 }
 
 export interface TarPartRef {

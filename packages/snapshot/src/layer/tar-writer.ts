@@ -1,5 +1,5 @@
-import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
+import { syncFileSource } from "./chunked-source.js";
 import { LayerEntryError } from "./errors.js";
 import { hasSurrogates, layerSortString, normalizeLayerPath } from "./path.js";
 import {
@@ -75,8 +75,7 @@ async function* generateTar(
 
 async function* fileContent(entry: LayerEntry, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
   const size = entry.size!;
-  const file = contentPath(entry);
-  const source = entry.open ? entry.open() : createReadStream(file!);
+  const source = entry.open ? entry.open() : syncFileSource(entry.sourcePath!, size);
   let written = 0;
   try {
     for await (const chunk of source as AsyncIterable<Buffer | string>) {
@@ -104,9 +103,6 @@ function checkId(path: string, what: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new LayerEntryError(path, `invalid ${what} ${value}`);
 }
 
-/** A host file holding the entry's content (the parts writer reads it directly), if the caller gave one. */
-const contentPath = (e: LayerEntry): string | undefined => (e as { sourcePath?: string }).sourcePath;
-
 function validate(raw: LayerEntry): LayerEntry {
   const path = normalizeLayerPath(raw.path);
   if (!(raw.type in TYPEFLAG)) throw new LayerEntryError(path, `unknown type ${JSON.stringify(raw.type)}`);
@@ -120,7 +116,7 @@ function validate(raw: LayerEntry): LayerEntry {
       if (e.size === undefined || !Number.isSafeInteger(e.size) || e.size < 0) {
         throw new LayerEntryError(path, `file needs a non-negative integer size, got ${e.size}`);
       }
-      if (e.size > 0 && !e.open && !contentPath(e)) throw new LayerEntryError(path, "file with content needs open()");
+      if (e.size > 0 && !e.open && e.sourcePath === undefined) throw new LayerEntryError(path, "file with content needs open() or sourcePath");
       break;
     case "symlink":
       if (!e.linkname) throw new LayerEntryError(path, "symlink needs a linkname");

@@ -26,6 +26,11 @@ export interface LayerEntry {
   xattrs?: Record<string, Buffer>;
   /** File content; called once, when the entry is written. */
   open?: () => NodeJS.ReadableStream;
+  /**
+   * A host file holding the content, read with synchronous calls (much cheaper than a stream per small file);
+   * used when `open` is absent. One of the two is needed for a file with content.
+   */
+  sourcePath?: string;
 }
 
 export type LayerCompression = "gzip" | "none";

@@ -1,4 +1,4 @@
-import { createReadStream, type BigIntStats } from "node:fs";
+import type { BigIntStats } from "node:fs";
 import { readlink } from "node:fs/promises";
 import type { LayerEntry, LayerEntryType } from "../layer/index.js";
 import { DiffError } from "./errors.js";
@@ -74,7 +74,7 @@ export async function entryFromStat(
   switch (type) {
     case "file":
       e.size = st.size;
-      e.open = () => createReadStream(abs);
+      e.sourcePath = abs; // read synchronously by the layer writer: no stream per file
       break;
     case "symlink":
       e.linkname = await readlink(abs);

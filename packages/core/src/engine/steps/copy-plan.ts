@@ -114,7 +114,7 @@ class LayerBuilder {
     if (node.size !== undefined) entry.size = node.size;
     if (node.linkname !== undefined) entry.linkname = node.linkname;
     if (node.open) entry.open = node.open;
-    if (node.sourcePath) (entry as TarPartEntry).sourcePath = node.sourcePath;
+    if (node.sourcePath) entry.sourcePath = node.sourcePath;
     if (node.fingerprint !== undefined) (entry as TarPartEntry).fingerprint = node.fingerprint;
     // Replacing a directory with a non-directory drops what this layer put below it.
     if (prev?.type === "dir" && node.type !== "dir") {

@@ -63,7 +63,8 @@ export interface NodeTransportOptions {
 export function createNodeTransport(options: NodeTransportOptions = {}): HttpTransport {
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
   const certsDir = options.certsDir ?? "/etc/docker/certs.d";
-  const plain = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  // Made on first use: creating an Agent loads node:http, which a fully cached build never needs.
+  let plain: http.Agent | undefined;
   const secure = new Map<string, https.Agent>();
   const httpsAgent = (host: string): https.Agent => {
     let agent = secure.get(host);
@@ -73,7 +74,7 @@ export function createNodeTransport(options: NodeTransportOptions = {}): HttpTra
     }
     return agent;
   };
-  return (req) => send(req, req.url.protocol === "https:" ? httpsAgent(req.url.host) : plain, idleTimeoutMs);
+  return (req) => send(req, req.url.protocol === "https:" ? httpsAgent(req.url.host) : (plain ??= new http.Agent({ keepAlive: true, maxSockets: 16 })), idleTimeoutMs);
 }
 
 /** PEM files `*.crt` of `<certsDir>/<host>/`, read once per host and transport. */

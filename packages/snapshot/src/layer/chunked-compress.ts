@@ -3,11 +3,13 @@
  * which gives the parallelism of worker_threads without copying members between isolates or starting
  * workers; a small semaphore caps how many deflates run at once (`workers`).
  */
-import { promisify } from "node:util";
-import { gzip } from "node:zlib";
+import { gzip, type ZlibOptions } from "node:zlib";
 import { LayerError } from "./errors.js";
 
-const gzipAsync = promisify(gzip);
+// Not promisify(gzip) at module load: reading gzip there loads node:zlib at every start-up.
+function gzipAsync(data: Buffer, opts: ZlibOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => gzip(data, opts, (err, out) => (err ? reject(err) : resolve(out))));
+}
 
 export class CompressPool {
   readonly #limit: number;

@@ -1,12 +1,11 @@
-import { execFile } from "node:child_process";
 import { lstat, mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
 import { RootfsError } from "./errors.js";
 import { assertNotAborted } from "./fsentry.js";
 import { readXattrs } from "./xattrs.js";
+import { runTool } from "../util/run-tool.js";
 
-const run = promisify(execFile);
+const run = runTool;
 const TOOL_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
 const OPAQUE = ["trusted.overlay.opaque", "user.overlay.opaque"];
 

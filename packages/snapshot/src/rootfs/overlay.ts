@@ -1,12 +1,11 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, mkdir, readdir, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { MountError, OverlayPathError, OverlayUnsupportedError } from "./errors.js";
 import { overlayMountData } from "./overlay-options.js";
+import { runTool } from "../util/run-tool.js";
 
-const run = promisify(execFile);
+const run = runTool;
 const TOOL_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
 
 export interface MountOverlayOptions {

@@ -1,14 +1,14 @@
 import { spawn, execFile } from "node:child_process";
 import { lstat, mkdir, readlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
 import { mountOverlay, unmount } from "../rootfs/overlay.js";
 import { SandboxAbortedError, SandboxExecError, SandboxSetupError, SandboxUnsupportedError } from "./errors.js";
 import { containerPath, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS, type RunFiles } from "./plan.js";
 import { createStubLower, removeStubs } from "./stubs.js";
 import type { SandboxMount, SandboxResult, SandboxSpec } from "./types.js";
+import { runTool } from "../util/run-tool.js";
 
-const run = promisify(execFile);
+const run = runTool;
 const TOOL_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
 
 const CAP_NAMES: Record<number, string> = {

@@ -16,6 +16,13 @@ export interface FsNode {
   layer: number;
 }
 
+/** A resolved position in the view: the symlink-free path a path leads to (it may not exist). */
+export interface ViewCursor {
+  readonly path: string;
+  /** Symlinks followed to get here (resolution gives up past 40). */
+  readonly depth: number;
+}
+
 export interface LayerBlobReader {
   createReadStream(digest: Digest): NodeJS.ReadableStream;
 }
@@ -122,33 +129,98 @@ export class ImageFsView {
   }
 
   /** Resolves symlinks inside the image root; returns the relative path, or undefined if missing. */
-  resolve(p: string, depth = 0): string | undefined {
+  resolve(p: string): string | undefined {
+    const rel = toRel(p);
+    // Without symlinks resolution is lexical; a clean path (the common case) is a plain lookup.
+    if (!this.hasSymlinks && !hasDotDot(rel)) return rel === "" || this.nodes.has(rel) ? rel : undefined;
+    const c = this.walk("", 0, rel);
+    if (c === undefined) return undefined;
+    return c.path === "" || this.nodes.has(c.path) ? c.path : undefined;
+  }
+
+  /**
+   * Where `p` leads once the symlinks in its components are followed, whether or not it exists (undefined
+   * only past 40 symlinks). Resolving many paths below one directory: make its cursor once and step from
+   * it with `child`/`statChild`, rather than walking every path from the root.
+   */
+  cursor(p: string): ViewCursor | undefined {
+    return this.walk("", 0, p);
+  }
+
+  /** The cursor of `name` below `parent`: the same as `cursor` of the joined path. */
+  child(parent: ViewCursor | undefined, name: string): ViewCursor | undefined {
+    return parent === undefined ? undefined : this.walk(parent.path, parent.depth, name);
+  }
+
+  /** What a cursor leads to: `stat` of the path it was made from. */
+  statCursor(c: ViewCursor | undefined): FsNode | undefined {
+    return c === undefined ? undefined : this.nodes.get(c.path);
+  }
+
+  /** The node at a symlink-free, clean relative path (a cursor's `path` or a plain child of one). */
+  nodeAt(rel: string): FsNode | undefined {
+    return this.nodes.get(rel);
+  }
+
+  #parents: Set<string> | undefined;
+
+  /** Whether anything lies below `c`'s path: when not, every path below it is missing from the view. */
+  hasBelow(c: ViewCursor | undefined): boolean {
+    if (c === undefined) return false;
+    if (c.path === "") return this.nodes.size > 0;
+    if (this.#parents === undefined) {
+      // Every proper prefix of every path, built once (views never change).
+      const parents = new Set<string>();
+      for (const key of this.nodes.keys()) {
+        for (let slash = key.lastIndexOf("/"); slash > 0; slash = key.lastIndexOf("/", slash - 1)) {
+          const p = key.slice(0, slash);
+          if (parents.has(p)) break; // its own prefixes are in already
+          parents.add(p);
+        }
+      }
+      this.#parents = parents;
+    }
+    return this.#parents.has(c.path);
+  }
+
+  /** `stat` of `name` below `parent`, without making a cursor when `name` is a plain non-symlink. */
+  statChild(parent: ViewCursor | undefined, name: string): FsNode | undefined {
+    if (parent === undefined) return undefined;
+    if (name !== "" && name !== "." && name !== ".." && !name.includes("/")) {
+      const node = this.nodes.get(parent.path === "" ? name : `${parent.path}/${name}`);
+      if (node?.type !== "symlink" || node.linkname === undefined) return node;
+    }
+    return this.statCursor(this.child(parent, name));
+  }
+
+  /**
+   * Walks `p` component by component from `current` (already resolved, after `depth` symlinks): a symlink's
+   * target is walked again from the root with the rest of `p` appended; ".." never goes above the root.
+   */
+  private walk(current: string, depth: number, p: string): ViewCursor | undefined {
     if (depth > 40) return undefined;
-    if (!this.hasSymlinks) {
-      // Without symlinks resolution is lexical; a clean path (the common case) is a plain lookup.
-      const rel = toRel(p);
-      if (!rel.split("/").includes("..")) return rel === "" || this.nodes.has(rel) ? rel : undefined;
-    }
-    const parts = toRel(p).split("/").filter((s) => s !== "");
-    let current: string[] = [];
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      if (part === ".") continue;
-      if (part === "..") {
-        current.pop();
-        continue;
+    const n = p.length;
+    for (let start = 0; start <= n; ) {
+      let end = p.indexOf("/", start);
+      if (end < 0) end = n;
+      if (end > start) {
+        const name = p.slice(start, end);
+        if (name === "..") {
+          const slash = current.lastIndexOf("/");
+          current = slash < 0 ? "" : current.slice(0, slash);
+        } else if (name !== ".") {
+          const candidate = current === "" ? name : `${current}/${name}`;
+          const node = this.nodes.get(candidate);
+          if (node?.type === "symlink" && node.linkname !== undefined) {
+            const target = node.linkname.startsWith("/") || current === "" ? node.linkname : `${current}/${node.linkname}`;
+            return this.walk("", depth + 1, end + 1 < n ? `${target}/${p.slice(end + 1)}` : target);
+          }
+          current = candidate;
+        }
       }
-      const candidate = [...current, part].join("/");
-      const node = this.nodes.get(candidate);
-      if (node?.type === "symlink" && node.linkname !== undefined) {
-        const target = node.linkname.startsWith("/") ? node.linkname : [...current, node.linkname].join("/");
-        const rest = parts.slice(i + 1).join("/");
-        return this.resolve(rest ? `${target}/${rest}` : target, depth + 1);
-      }
-      current = [...current, part];
+      start = end + 1;
     }
-    const rel = current.join("/");
-    return rel === "" || this.nodes.has(rel) ? rel : undefined;
+    return { path: current, depth };
   }
 
   isDir(p: string): boolean {
@@ -193,6 +265,10 @@ export class ImageFsView {
 const fileMemo = new Map<string, Buffer>();
 const MEMO_MAX_ENTRIES = 256;
 const MEMO_MAX_FILE = 1 << 20;
+
+function hasDotDot(rel: string): boolean {
+  return rel === ".." || rel.startsWith("../") || rel.endsWith("/..") || rel.includes("/../");
+}
 
 function toRel(p: string): string {
   // Already relative and clean (no leading, doubled or trailing "/", no "." component): the common case.

@@ -26,8 +26,11 @@ export interface TreeFingerprint {
   newestChangeMs: number;
 }
 
-/** Fingerprint of a walked context: its root directory and entry, and every walked path's lstat numbers. */
-export function treeFingerprint(rootDir: string, root: ContextEntry, walk: RawWalk): TreeFingerprint {
+/**
+ * Fingerprint of a walked context: its root directory and entry, and every walked path's lstat numbers.
+ * `joinedPaths` is walk.paths.join("\0") when the caller has it already.
+ */
+export function treeFingerprint(rootDir: string, root: ContextEntry, walk: RawWalk, joinedPaths?: string): TreeFingerprint {
   const n = walk.paths.length;
   const nums = walk.nums.subarray(0, n * RAW_FIELDS);
   let newest = Math.max(root.mtimeMs, root.ctimeMs);
@@ -41,7 +44,7 @@ export function treeFingerprint(rootDir: string, root: ContextEntry, walk: RawWa
   const h = createHash("sha256").update(`${FORMAT}\0${n}\0${rootDir}\0`);
   h.update(`${root.rawMode}\0${root.uid}\0${root.gid}\0${root.mtimeMs}\0${root.ctimeMs}\0${root.ino}\0${root.dev}\0`);
   // Paths joined by NUL, which no name contains; symlink targets follow, by index.
-  h.update(walk.paths.join("\0"));
+  h.update(joinedPaths ?? walk.paths.join("\0"));
   for (const [i, target] of walk.links) h.update(`\0${i}\0${target}`);
   h.update(new Uint8Array(nums.buffer, nums.byteOffset, nums.byteLength));
   return { digest: h.digest("hex"), newestChangeMs: newest };

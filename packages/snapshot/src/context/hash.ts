@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
-import type { ContextEntry } from "./entry.js";
+import type { ContextEntry, EntryType } from "./entry.js";
 
 export const EMPTY_SHA256 = createHash("sha256").digest("hex");
 
@@ -55,8 +55,23 @@ export function entryDigest(entry: ContextEntry, contentSha256: string | undefin
 
 /** The exact bytes entryDigest hashes (callers memoize digests by it). */
 export function entryDigestInput(entry: ContextEntry, contentSha256: string | undefined): string {
-  const kind = entry.type === "other" ? `other:${(entry.rawMode & 0o170000).toString(8)}:${entry.rdev}` : entry.type;
-  return `${ENTRY_DIGEST_FORMAT}\0${kind}\0${entry.mode.toString(8)}\0${entry.uid}\0${entry.gid}\0${entry.linkname ?? ""}\0${contentSha256 ?? ""}\0`;
+  return entryDigestInputOf(entry.type, entry.mode, entry.rawMode, entry.uid, entry.gid, entry.rdev, entry.linkname, contentSha256);
+}
+
+/** entryDigestInput from an entry's fields (the walk's raw columns need no entry object). */
+export function entryDigestInputOf(
+  type: EntryType,
+  /** Permission bits (st_mode & 0o7777). */
+  mode: number,
+  rawMode: number,
+  uid: number,
+  gid: number,
+  rdev: number,
+  linkname: string | undefined,
+  contentSha256: string | undefined,
+): string {
+  const kind = type === "other" ? `other:${(rawMode & 0o170000).toString(8)}:${rdev}` : type;
+  return `${ENTRY_DIGEST_FORMAT}\0${kind}\0${mode.toString(8)}\0${uid}\0${gid}\0${linkname ?? ""}\0${contentSha256 ?? ""}\0`;
 }
 
 export function digestOfEntryInput(input: string): string {
@@ -89,4 +104,24 @@ export class TreeHasher {
     this.batch = "";
     return `sha256:${this.h.digest("hex")}`;
   }
+}
+
+/** Entries per hash update in treeDigestOfColumns: bounded memory, few calls. */
+const TREE_CHUNK = 4096;
+
+/**
+ * treeDigest of ("", rootDigest) followed by (paths[k].slice(cut), digests[k]) for k in [from, to): the
+ * same bytes TreeHasher hashes, joined natively in chunks instead of appended pair by pair.
+ */
+export function treeDigestOfColumns(rootDigest: string, paths: readonly string[], digests: readonly string[], from: number, to: number, cut: number): string {
+  const h = createHash("sha256").update(`kiln-tree-v1\0\0${rootDigest}\0`);
+  const parts: string[] = [];
+  for (let k = from; k < to; k += TREE_CHUNK) {
+    const end = Math.min(to, k + TREE_CHUNK);
+    parts.length = 0;
+    for (let i = k; i < end; i++) parts.push(cut === 0 ? (paths[i] as string) : (paths[i] as string).slice(cut), digests[i] as string);
+    parts.push(""); // the trailing NUL after the last digest
+    h.update(parts.join("\0"));
+  }
+  return `sha256:${h.digest("hex")}`;
 }

@@ -5,7 +5,7 @@ import { posix } from "node:path";
 import type { ContextEntry } from "./entry.js";
 import { SourceNotFoundError } from "./errors.js";
 import { containsWildcards, goClean, goPathMatch } from "./go-path.js";
-import type { ContextTree } from "./tree.js";
+import type { WalkIndex } from "./walk-index.js";
 
 export interface SourceFile {
   /** Path relative to the matched source directory. */
@@ -44,36 +44,70 @@ export interface ResolveOptions {
   allowEmptyWildcard?: boolean;
 }
 
-export function resolveSources(
-  tree: ContextTree,
-  sources: readonly string[],
-  opts: ResolveOptions = {},
-): ResolvedSource[] {
-  return sources.map((s) => resolveSource(tree, s, opts.allowEmptyWildcard ?? true));
+/**
+ * A match located in the walk: `index` is its resolved entry (ROOT for the context root) and, for a
+ * directory, its contents are the walk indices (index, end), named relative to it by cutting `cut`
+ * characters off their paths.
+ */
+export interface WalkMatch {
+  path: string;
+  name: string;
+  resolvedPath: string;
+  index: number;
+  end: number;
+  cut: number;
 }
 
-function resolveSource(tree: ContextTree, source: string, allowEmptyWildcard: boolean): ResolvedSource {
+export interface WalkSource {
+  source: string;
+  path: string;
+  wildcard: boolean;
+  matches: WalkMatch[];
+}
+
+/** Resolves `sources` against the walk, as indices (no per-entry objects). */
+export function resolveInWalk(walk: WalkIndex, sources: readonly string[], opts: ResolveOptions = {}): WalkSource[] {
+  return sources.map((s) => resolveSource(walk, s, opts.allowEmptyWildcard ?? true));
+}
+
+/** The public form of a resolved source: entry objects and named contents. */
+export function materializeSource(walk: WalkIndex, src: WalkSource): ResolvedSource {
+  return {
+    source: src.source,
+    path: src.path,
+    wildcard: src.wildcard,
+    matches: src.matches.map((m) => {
+      const contents: SourceFile[] = [];
+      for (let k = m.index + 1; k < m.end; k++) contents.push({ relPath: walk.path(k).slice(m.cut), entry: walk.entry(k) });
+      return { path: m.path, name: m.name, resolvedPath: m.resolvedPath, entry: walk.entry(m.index), contents };
+    }),
+  };
+}
+
+function resolveSource(walk: WalkIndex, source: string, allowEmptyWildcard: boolean): WalkSource {
   const abs = goClean(`/${source}`);
   const rel = abs.slice(1);
   if (!containsWildcards(rel)) {
-    return { source, path: abs, wildcard: false, matches: [followMatch(tree, rel, rel, source)] };
+    return { source, path: abs, wildcard: false, matches: [followMatch(walk, rel, rel, source)] };
   }
   const parts = rel.split("/");
   const firstGlob = parts.findIndex(containsWildcards);
   const prefix = parts.slice(0, firstGlob).join("/");
-  const matches: ResolvedMatch[] = [];
+  const matches: WalkMatch[] = [];
   // The literal prefix may itself go through symlinks; candidates are then renamed back
   // to the prefix as written so the pattern applies to what the user typed.
-  const realPrefix = tree.resolve(prefix, true);
-  if (realPrefix !== undefined && tree.get(realPrefix)?.type === "dir") {
+  const real = walk.resolve(prefix, true);
+  if (real !== undefined && walk.isDir(real.index)) {
+    const cut = real.path === "" ? 0 : real.path.length + 1;
     let lastMatched: string | undefined;
-    for (const entry of tree.descendants(realPrefix)) {
-      const after = realPrefix === "" ? entry.path : entry.path.slice(realPrefix.length + 1);
+    for (let k = real.index + 1, end = walk.subtreeEnd(real.index); k < end; k++) {
+      const path = walk.path(k);
+      const after = cut === 0 ? path : path.slice(cut);
       const named = prefix === "" ? after : `${prefix}/${after}`;
       if (lastMatched !== undefined && named.startsWith(`${lastMatched}/`)) continue;
       if (!goPathMatch(rel, named)) continue;
       lastMatched = named;
-      matches.push(followMatch(tree, named, entry.path, source));
+      matches.push(followMatch(walk, named, path, source));
     }
   }
   if (matches.length === 0 && !allowEmptyWildcard) throw new SourceNotFoundError(abs, source);
@@ -81,14 +115,11 @@ function resolveSource(tree: ContextTree, source: string, allowEmptyWildcard: bo
 }
 
 /** Builds a match for `named`, whose own (unresolved) context path is `real`. */
-function followMatch(tree: ContextTree, named: string, real: string, source: string): ResolvedMatch {
-  const resolvedPath = tree.resolve(real, true);
-  const entry = resolvedPath === undefined ? undefined : tree.get(resolvedPath);
-  if (resolvedPath === undefined || !entry) throw new SourceNotFoundError(`/${named}`, source);
-  const contents: SourceFile[] = [];
-  if (entry.type === "dir") {
-    const cut = resolvedPath === "" ? 0 : resolvedPath.length + 1;
-    for (const e of tree.descendants(resolvedPath)) contents.push({ relPath: e.path.slice(cut), entry: e });
-  }
-  return { path: named, name: named === "" ? "" : posix.basename(named), resolvedPath, entry, contents };
+function followMatch(walk: WalkIndex, named: string, real: string, source: string): WalkMatch {
+  const resolved = walk.resolve(real, true);
+  if (resolved === undefined) throw new SourceNotFoundError(`/${named}`, source);
+  const { path: resolvedPath, index } = resolved;
+  const end = walk.isDir(index) ? walk.subtreeEnd(index) : index + 1;
+  const cut = resolvedPath === "" ? 0 : resolvedPath.length + 1;
+  return { path: named, name: named === "" ? "" : posix.basename(named), resolvedPath, index, end, cut };
 }

@@ -51,30 +51,42 @@ export class ContextTree {
    * is ignored).
    */
   resolve(path: string, followTrailing: boolean): string | undefined {
-    // Components to process, reversed so the next one is at the end.
-    const todo = path.split("/").reverse();
-    const cur: string[] = [];
-    let links = 0;
-    while (todo.length > 0) {
-      const comp = todo.pop() as string;
-      if (comp === "" || comp === ".") continue;
-      if (comp === "..") {
-        cur.pop();
-        continue;
-      }
-      const candidate = cur.length === 0 ? comp : `${cur.join("/")}/${comp}`;
-      const entry = this.get(candidate);
-      const last = !todo.some((c) => c !== "" && c !== ".");
-      if (entry?.type === "symlink" && (!last || followTrailing)) {
-        if (++links > MAX_LINKS) throw new SymlinkLoopError(path);
-        const target = entry.linkname ?? "";
-        if (target.startsWith("/")) cur.length = 0;
-        for (const c of target.split("/").reverse()) todo.push(c);
-        continue;
-      }
-      cur.push(comp);
-    }
-    const resolved = cur.join("/");
+    const resolved = followLinks(path, followTrailing, (p) => {
+      const e = this.get(p);
+      return e?.type === "symlink" ? (e.linkname ?? "") : undefined;
+    });
     return this.get(resolved) ? resolved : undefined;
   }
+}
+
+/**
+ * The symlink-following walk behind ContextTree.resolve and WalkIndex.resolve: applies the components of
+ * `path` lexically, replacing each symlink met (the last one only when `followTrailing`) by its target
+ * (`linkTarget` gives it, or undefined for anything that is not a symlink). Returns the path reached,
+ * which may not exist.
+ */
+export function followLinks(path: string, followTrailing: boolean, linkTarget: (path: string) => string | undefined): string {
+  // Components to process, reversed so the next one is at the end.
+  const todo = path.split("/").reverse();
+  const cur: string[] = [];
+  let links = 0;
+  while (todo.length > 0) {
+    const comp = todo.pop() as string;
+    if (comp === "" || comp === ".") continue;
+    if (comp === "..") {
+      cur.pop();
+      continue;
+    }
+    const candidate = cur.length === 0 ? comp : `${cur.join("/")}/${comp}`;
+    const target = linkTarget(candidate);
+    const last = !todo.some((c) => c !== "" && c !== ".");
+    if (target !== undefined && (!last || followTrailing)) {
+      if (++links > MAX_LINKS) throw new SymlinkLoopError(path);
+      if (target.startsWith("/")) cur.length = 0;
+      for (const c of target.split("/").reverse()) todo.push(c);
+      continue;
+    }
+    cur.push(comp);
+  }
+  return cur.join("/");
 }

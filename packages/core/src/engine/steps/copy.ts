@@ -25,37 +25,48 @@ export class CopySourceError extends Error {
 
 /**
  * Files from the context are owned by root in the image unless --chown says otherwise (as docker build);
- * files from a stage or image keep their owners.
+ * files from a stage or image keep their owners. `prefix` is `root` with a trailing "/".
  */
-function nodeFromEntry(root: string, rel: string, entry: ContextEntry, preserveOwnership: boolean, fingerprints?: Record<string, string>): CopyNode | undefined {
-  const type: LayerEntryType | undefined = entry.type === "file" ? "file" : entry.type === "dir" ? "dir" : entry.type === "symlink" ? "symlink" : undefined;
-  if (!type) return undefined;
-  const node: CopyNode = { type, mode: entry.mode, uid: preserveOwnership ? entry.uid : 0, gid: preserveOwnership ? entry.gid : 0, mtimeMs: entry.mtimeMs };
-  if (type === "file") {
-    node.size = entry.size;
-    // rel is a clean context-relative path: plain concatenation (path.join per file shows up with 20k files).
-    const abs = rel === "" ? root : root.endsWith("/") ? `${root}${rel}` : `${root}/${rel}`;
-    // No open() closure per file: the layer writers read sourcePath directly.
-    node.sourcePath = abs;
-    // The entry digest (content + metadata, from the stat cache) lets the layer writer reuse unchanged parts.
-    const fp = fingerprints?.[entry.path];
-    if (fp !== undefined) node.fingerprint = fp;
+function nodeFromEntry(root: string, prefix: string, rel: string, entry: ContextEntry, preserveOwnership: boolean, fingerprintOf?: (path: string) => string | undefined): CopyNode | undefined {
+  const uid = preserveOwnership ? entry.uid : 0;
+  const gid = preserveOwnership ? entry.gid : 0;
+  switch (entry.type) {
+    case "file": {
+      // rel is a clean context-relative path: plain concatenation (path.join per file shows up with 20k files).
+      // No open() closure per file: the layer writers read sourcePath directly.
+      const sourcePath = rel === "" ? root : prefix + rel;
+      // The entry digest (content + metadata, from the stat cache) lets the layer writer reuse unchanged parts.
+      const fingerprint = fingerprintOf?.(entry.path);
+      // One literal with every field (tens of thousands of these): no shape changes after it is made.
+      if (fingerprint !== undefined) return { type: "file", mode: entry.mode, uid, gid, mtimeMs: entry.mtimeMs, size: entry.size, sourcePath, fingerprint };
+      return { type: "file", mode: entry.mode, uid, gid, mtimeMs: entry.mtimeMs, size: entry.size, sourcePath };
+    }
+    case "dir":
+      return { type: "dir", mode: entry.mode, uid, gid, mtimeMs: entry.mtimeMs };
+    case "symlink": {
+      const node: CopyNode = { type: "symlink", mode: entry.mode, uid, gid, mtimeMs: entry.mtimeMs };
+      if (entry.linkname !== undefined) node.linkname = entry.linkname;
+      return node;
+    }
+    default:
+      return undefined;
   }
-  if (type === "symlink" && entry.linkname !== undefined) node.linkname = entry.linkname;
-  return node;
 }
 
-function sourceFromMatch(ctx: BuildContext, m: ResolvedMatch, excludes: string[], preserveOwnership: boolean, fingerprints?: Record<string, string>): CopySource | undefined {
-  const node = nodeFromEntry(ctx.root, m.resolvedPath, m.entry, preserveOwnership, fingerprints);
+function sourceFromMatch(ctx: BuildContext, m: ResolvedMatch, excludes: string[], preserveOwnership: boolean, fingerprintOf?: (path: string) => string | undefined): CopySource | undefined {
+  const prefix = ctx.root.endsWith("/") ? ctx.root : `${ctx.root}/`;
+  const node = nodeFromEntry(ctx.root, prefix, m.resolvedPath, m.entry, preserveOwnership, fingerprintOf);
   if (!node) return undefined;
   const source: CopySource = { path: m.name || m.path, node };
   if (node.type === "dir") {
-    source.children = [];
+    const children: { rel: string; node: CopyNode }[] = [];
+    const under = m.resolvedPath === "" ? "" : `${m.resolvedPath}/`;
     for (const c of m.contents) {
       if (excludes.length > 0 && isExcludedBy(c.relPath, excludes)) continue;
-      const child = nodeFromEntry(ctx.root, m.resolvedPath === "" ? c.relPath : `${m.resolvedPath}/${c.relPath}`, c.entry, preserveOwnership, fingerprints);
-      if (child) source.children.push({ rel: c.relPath, node: child });
+      const child = nodeFromEntry(ctx.root, prefix, under === "" ? c.relPath : under + c.relPath, c.entry, preserveOwnership, fingerprintOf);
+      if (child) children.push({ rel: c.relPath, node: child });
     }
+    source.children = children;
   }
   return source;
 }
@@ -100,7 +111,7 @@ export async function resolveContextSources(
   // Per-path digests are only needed on a miss (to explain it and to record them): built when read.
   let excludedPaths: Record<string, string> | undefined;
   let sourcesDigest = digested.digest;
-  if (instr.excludes.length > 0) ({ paths: excludedPaths, digest: sourcesDigest } = withoutExcluded(ctx, localSources, digested.paths, instr.excludes));
+  if (instr.excludes.length > 0) ({ paths: excludedPaths, digest: sourcesDigest } = withoutExcluded(ctx, localSources, (p) => digested.pathDigest(p), instr.excludes));
   const hash = createHash("sha256").update(sourcesDigest);
   for (const c of instr.contents) hash.update(`\0heredoc\0${c.path}\0${c.data}`);
   for (const u of urls) hash.update(`\0url\0${u}`);
@@ -114,6 +125,7 @@ export async function resolveContextSources(
       return excludedPaths ?? digested.paths;
     },
     async load(signal) {
+      const fingerprintOf = (p: string): string | undefined => digested.pathDigest(p);
       const cleanups: string[] = [];
       const sources: CopySource[] = [];
       for (const resolved of ctx.resolveSources(localSources)) {
@@ -126,7 +138,8 @@ export async function resolveContextSources(
               continue;
             }
           }
-          const s = sourceFromMatch(ctx, m, instr.excludes, preserveOwnership, digested.paths);
+          // Per-path lookups: the whole sorted `paths` record is not needed to plan the layer.
+          const s = sourceFromMatch(ctx, m, instr.excludes, preserveOwnership, fingerprintOf);
           if (s) sources.push(s);
         }
       }
@@ -147,17 +160,17 @@ export async function resolveContextSources(
 }
 
 /** Digest and per-path digests of the sources minus what `--exclude` leaves out (relative to each source). */
-function withoutExcluded(ctx: BuildContext, sources: string[], all: Record<string, string>, excludes: string[]): { paths: Record<string, string>; digest: string } {
+function withoutExcluded(ctx: BuildContext, sources: string[], digestOf: (path: string) => string | undefined, excludes: string[]): { paths: Record<string, string>; digest: string } {
   const paths: Record<string, string> = {};
   const h = createHash("sha256").update("kiln-sources-excluded-v1\0");
   for (const r of ctx.resolveSources(sources)) {
     for (const m of r.matches) {
-      const self = all[m.resolvedPath];
+      const self = digestOf(m.resolvedPath);
       if (self !== undefined) paths[m.resolvedPath] = self;
       h.update(`${r.path}\0${m.name}\0${self ?? ""}\0`);
       for (const c of m.contents) {
         if (isExcludedBy(c.relPath, excludes)) continue;
-        const d = all[c.entry.path];
+        const d = digestOf(c.entry.path);
         if (d === undefined) continue;
         paths[c.entry.path] = d;
         h.update(`${c.relPath}\0${d}\0`);

@@ -15,6 +15,7 @@
 // its walk by those indices without touching a path string; otherwise one merge pass over both
 // sorted lists (align) does it. A version 2 file (an older kiln: unordered, no walk columns) still
 // loads, through a Map.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -51,7 +52,10 @@ export const DEFAULT_RACY_WINDOW_MS = 1000;
  * strict comparePaths order; a version 2 file (unordered)
  * is still read, so an upgrade does not rehash every file.
  */
-const HEADER = Buffer.from(`kiln-statcache 4 ${ENTRY_DIGEST_FORMAT}\n`, "latin1");
+// Version 5 is version 4's layout followed by a sha256 of everything before it: a damaged file (a flipped
+// byte in a stored hash would otherwise give a wrong digest) is then detected and ignored.
+const HEADER = Buffer.from(`kiln-statcache 5 ${ENTRY_DIGEST_FORMAT}\n`, "latin1");
+const CHECKSUM = 32;
 const HEADER_V2 = Buffer.from(`kiln-statcache 2 ${ENTRY_DIGEST_FORMAT}\n`, "latin1");
 /** Bytes of the walk digest (a sha256). */
 const WALK_DIGEST = 32;
@@ -520,7 +524,8 @@ export class StatCache {
   /** Writes the cache atomically (temp file + rename) if anything changed. */
   async save(): Promise<void> {
     if (!this.file || !this.dirty) return;
-    const data = this.encode();
+    const body = this.encode();
+    const data = Buffer.concat([body, createHash("sha256").update(body).digest()]);
     await mkdir(dirname(this.file), { recursive: true });
     const tmp = `${this.file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
@@ -713,10 +718,16 @@ class Encoder {
 }
 
 /** Undefined for anything that is not a well-formed v2/v4 cache (then the cache starts empty). */
-function decode(buf: Buffer): LoadedRows | undefined {
-  if (buf.length < HEADER.length + 8) return undefined;
-  const head = buf.subarray(0, HEADER.length);
+function decode(file: Buffer): LoadedRows | undefined {
+  if (file.length < HEADER.length + 8) return undefined;
+  const head = file.subarray(0, HEADER.length);
   const v4 = head.equals(HEADER);
+  let buf = file;
+  if (v4) {
+    if (file.length < HEADER.length + 8 + CHECKSUM) return undefined;
+    buf = file.subarray(0, file.length - CHECKSUM);
+    if (!createHash("sha256").update(buf).digest().equals(file.subarray(file.length - CHECKSUM))) return undefined;
+  }
   if (!v4 && !head.equals(HEADER_V2)) return undefined;
   const count = buf.readUInt32LE(HEADER.length);
   const pathLen = buf.readUInt32LE(HEADER.length + 4);

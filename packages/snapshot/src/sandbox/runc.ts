@@ -1,4 +1,4 @@
-import { spawn, execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import { lstat, mkdir, readlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { mountOverlay, unmount } from "../rootfs/overlay.js";

@@ -2,7 +2,7 @@
 // after paths were added or removed, the digest memo) must give exactly what a from-scratch
 // computation gives: the same digest, sources, paths (keys in the same order) and pathDigest answers.
 import { createHash } from "node:crypto";
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -12,6 +12,7 @@ import {
   ContextTree,
   PatternMatcher,
   StatCache,
+  comparePaths,
   containsWildcards,
   entryDigest,
   goClean,
@@ -27,6 +28,7 @@ import { lstatSync, readFileSync } from "node:fs";
 import { RAW_FIELDS, R_CTIME, R_DEV, R_GID, R_INO, R_MODE, R_MTIME, R_RDEV, R_SIZE, R_UID } from "../src/context/raw-fields.js";
 import { walkContextRaw } from "../src/context/walk.js";
 import { WalkIndex } from "../src/context/walk-index.js";
+import { writeTree } from "./support/write-tree.js";
 
 let dir: string;
 let cacheDir: string;
@@ -45,12 +47,7 @@ afterEach(async () => {
   await rm(cacheDir, { recursive: true, force: true });
 });
 
-async function tree(files: Record<string, string>): Promise<void> {
-  for (const [p, content] of Object.entries(files)) {
-    await mkdir(join(dir, p, ".."), { recursive: true });
-    await writeFile(join(dir, p), content);
-  }
-}
+const tree = (files: Record<string, string>): Promise<void> => writeTree(dir, files);
 
 /** A context with nested directories, names that sort differently with and without the "/" rule, links and empty files. */
 async function sampleTree(): Promise<void> {
@@ -165,24 +162,12 @@ async function expectReference(got: SourcesDigest, sources: string[]): Promise<v
   expect(got.sources).toEqual(ref.sources);
   // pathDigest first (before `paths` is built), in walk order as a COPY asks, then out of order.
   const keys = Object.keys(ref.paths);
-  const walkOrder = [...keys].sort((a, b) => (a === "" ? -1 : b === "" ? 1 : 0) || cmpWalk(a, b));
+  const walkOrder = [...keys].sort((a, b) => (a === "" ? -1 : b === "" ? 1 : 0) || comparePaths(a, b));
   for (const p of walkOrder) expect(got.pathDigest(p), p).toBe(ref.paths[p]);
   for (const p of [...keys].reverse()) expect(got.pathDigest(p), p).toBe(ref.paths[p]);
   for (const p of ["nope", "secret.key", "app/nope", "zzz"]) if (!(p in ref.paths)) expect(got.pathDigest(p)).toBeUndefined();
   expect(got.paths).toEqual(ref.paths);
   expect(Object.keys(got.paths)).toEqual(keys);
-}
-
-function cmpWalk(a: string, b: string): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    const ca = a.charCodeAt(i);
-    const cb = b.charCodeAt(i);
-    if (ca === cb) continue;
-    if (ca === 47) return -1;
-    if (cb === 47) return 1;
-    return ca - cb;
-  }
-  return a.length - b.length;
 }
 
 const SOURCE_SETS: string[][] = [

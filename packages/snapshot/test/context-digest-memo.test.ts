@@ -1,6 +1,6 @@
 // The digest memo (a whole unchanged context answers digestSources without per-file work) and the
 // walk's raw lstat: both must see every change the per-file stat cache sees.
-import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, chown, lstat, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BuildContext, PatternMatcher, walkContextSync, type OpenContextOptions } from "@kiln/snapshot";
 import { rawWalkEntries, walkContextRawAsync } from "../src/context/walk.js";
 import { resetFastLstatForTests, usesRawLstat } from "../src/context/fast-lstat.js";
+import { writeTree } from "./support/write-tree.js";
 
 let dir: string;
 let cacheDir: string;
@@ -24,12 +25,7 @@ afterEach(async () => {
   await rm(cacheDir, { recursive: true, force: true });
 });
 
-async function tree(files: Record<string, string>): Promise<void> {
-  for (const [p, content] of Object.entries(files)) {
-    await mkdir(join(dir, p, ".."), { recursive: true });
-    await writeFile(join(dir, p), content);
-  }
-}
+const tree = (files: Record<string, string>): Promise<void> => writeTree(dir, files);
 
 const RACY_MS = 20;
 /** Waits until every file's ctime is outside the racy window (ctime can't be backdated). */

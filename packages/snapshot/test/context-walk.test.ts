@@ -1,9 +1,10 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile, chmod } from "node:fs/promises";
+import { mkdtemp, rm, symlink, chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BuildContext, BuildContextError, walkContext, PatternMatcher } from "@kiln/snapshot";
+import { writeTree } from "./support/write-tree.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -13,13 +14,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function tree(files: Record<string, string>): Promise<void> {
-  for (const [p, content] of Object.entries(files)) {
-    await mkdir(join(dir, p, ".."), { recursive: true });
-    if (p.endsWith("/")) await mkdir(join(dir, p), { recursive: true });
-    else await writeFile(join(dir, p), content);
-  }
-}
+const tree = (files: Record<string, string>): Promise<void> => writeTree(dir, files);
 
 const paths = (ctx: BuildContext) => ctx.entries().map((e) => e.path);
 

@@ -1,10 +1,11 @@
 // Warm-rebuild machinery: the binary stat cache, the sorted synchronous walk and cached entry digests.
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BuildContext, PatternMatcher, StatCache, comparePaths, walkContextSync, type OpenContextOptions } from "@kiln/snapshot";
+import { writeTree } from "./support/write-tree.js";
 
 let dir: string;
 let cacheDir: string;
@@ -17,12 +18,7 @@ afterEach(async () => {
   await rm(cacheDir, { recursive: true, force: true });
 });
 
-async function tree(files: Record<string, string>): Promise<void> {
-  for (const [p, content] of Object.entries(files)) {
-    await mkdir(join(dir, p, ".."), { recursive: true });
-    await writeFile(join(dir, p), content);
-  }
-}
+const tree = (files: Record<string, string>): Promise<void> => writeTree(dir, files);
 
 /**
  * Lets the files' ctime fall outside the racy window (RACY_MS below) so the stat cache trusts

@@ -201,15 +201,20 @@ const BASE_LAYER_1: LayerEntry[] = [
 // Whiteouts and an opaque directory on top: what the view hides must stay hidden from every lookup.
 const BASE_LAYER_2: LayerEntry[] = [dir("srv"), whiteoutEntry("srv/file"), dir("usr"), dir("usr/share"), opaqueEntry("usr/share"), file("usr/share/new"), dir("opt"), dir("opt/real", 0o750, 1000, 1000), dir("opt/real/keep", 0o711, 7, 7), file("opt/real/keep/added")];
 
+/** A fresh store holding the two base layers, and the image view over them. */
+async function baseView(): Promise<{ store: Awaited<ReturnType<typeof openStore>>; view: ImageFsView }> {
+  const root = await mkdtemp(path.join(os.tmpdir(), "kiln-copy-plan-"));
+  dirs.push(root);
+  const store = await openStore(root);
+  return { store, view: await ImageFsView.load(store.blobs, [await layer(store, BASE_LAYER_1), await layer(store, BASE_LAYER_2)]) };
+}
+
 const NAMES = ["bin", "sh", "busybox", "lib", "lib64", "usr", "mods", "share", "old", "new", "var", "run", "srv", "file", "link", "chain", "opt", "real", "keep", "loop1", "dangling", "etc", "alt", "tofile", "passwd", "up", "self", "home", "app", ".", "..", "nope"];
 
 describe("ImageFsView resolution matches resolving from the root", () => {
   let view: ImageFsView;
   beforeAll(async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "kiln-copy-plan-"));
-    dirs.push(root);
-    const store = await openStore(root);
-    view = await ImageFsView.load(store.blobs, [await layer(store, BASE_LAYER_1), await layer(store, BASE_LAYER_2)]);
+    ({ view } = await baseView());
   });
 
   it("resolves the base image's symlinks as expected", () => {
@@ -287,11 +292,9 @@ describe("planCopy matches the path-by-path reference", () => {
   let view: ImageFsView;
   let empty: ImageFsView;
   beforeAll(async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "kiln-copy-plan-"));
-    dirs.push(root);
-    const store = await openStore(root);
-    view = await ImageFsView.load(store.blobs, [await layer(store, BASE_LAYER_1), await layer(store, BASE_LAYER_2)]);
-    empty = ImageFsView.empty(store.blobs);
+    const base = await baseView();
+    view = base.view;
+    empty = ImageFsView.empty(base.store.blobs);
   });
 
   const DESTS = ["/", "/srv/link/", "/srv/link", "/srv/chain/app/", "/lib/", "/lib/new", "/lib64/mods/", "/var/run/x/", "/opt/real/keep/", "/etc/passwd", "/tofile", "/loop1/x/", "/dangling/", "/dangling", "/new/dir/", "/home/app", "/up/srv/link/", "/bin/sh", "/bin/sh/x", "/self/usr/share/", "/etc/alt/", "/srv/file/"];

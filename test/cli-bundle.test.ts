@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HELPER_BOOTSTRAP, HELPER_SLOT } from "@kiln/snapshot";
 import { bundleCli, CODE_CACHE_FILE } from "../scripts/bundle.js";
 import { requireTool } from "./support/tools.js";
 
@@ -44,6 +45,12 @@ afterAll(async () => {
 });
 
 describe("bundled CLI", () => {
+  it("starts the helper thread the way @kiln/snapshot expects (the launcher repeats its slot and bootstrap)", async () => {
+    const launcherSource = await readFile(path.join(repo, "packages/cli/src/main.ts"), "utf8");
+    expect(launcherSource).toContain(`export const HELPER_SLOT = ${JSON.stringify(HELPER_SLOT)};`);
+    expect(launcherSource).toContain(`export const HELPER_BOOTSTRAP = \`${HELPER_BOOTSTRAP}\`;`);
+  });
+
   it("builds with RUN, writes its code cache at the first build's exit, and rebuilds from the cache", async () => {
     const store = path.join(work, "store");
     const run = () => exec(process.execPath, [launcher, "build", "--store", store, "--progress", "plain", context], { env: process.env });

@@ -8,6 +8,22 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Script } from "node:vm";
+import { Worker } from "node:worker_threads";
+
+/**
+ * A build's helper thread (@kiln/snapshot's helper-thread.ts) boots on the other core while the rest of kiln
+ * loads. This launcher imports built-ins only (it runs next to a copied bundle), so it repeats the two things
+ * helper-bootstrap.ts defines: the global slot the worker is left in and the bootstrap program, which waits
+ * for its real program as its first message. A test keeps the two copies equal.
+ */
+export const HELPER_SLOT = "kiln.helperThread.prestarted";
+export const HELPER_BOOTSTRAP = `require("node:worker_threads").parentPort.once("message", (source) => new Function("require", source)(require));`;
+
+if (process.argv[2] === "build") {
+  const worker = new Worker(HELPER_BOOTSTRAP, { eval: true, execArgv: [] });
+  worker.unref();
+  (globalThis as Record<symbol, unknown>)[Symbol.for(HELPER_SLOT)] = worker;
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 

@@ -15,6 +15,8 @@ import { DEFAULT_RACY_WINDOW_MS, StatCache } from "./stat-cache.js";
 import { type RawWalk, walkContextRawAsync } from "./walk.js";
 import { WalkDigests } from "./walk-digests.js";
 import { WalkIndex } from "./walk-index.js";
+import { loadWalkSnapshot, saveWalkSnapshot } from "./walk-snapshot.js";
+import { helperThread } from "../util/helper-thread.js";
 
 export interface OpenContextOptions {
   /** The Dockerfile (absolute, or relative to the context); `<Dockerfile>.dockerignore` is preferred when present. */
@@ -89,6 +91,8 @@ export class BuildContext {
   /** Resolutions by memo key (sources are usually resolved twice: to digest, then to copy). */
   private readonly resolved = new Map<string, WalkSource[]>();
   private cacheSavePending = false;
+  /** The walk was a full one and its snapshot (walk-snapshot.ts) is still to be written by flushCaches(). */
+  private walkSnapshotPending: boolean;
 
   private constructor(
     /** Absolute, symlink-free path of the context directory. */
@@ -104,7 +108,10 @@ export class BuildContext {
     private readonly opts: OpenContextOptions,
     /** Date.now() just before the walk began (memos of entries changed close to it are not kept). */
     private readonly walkStartedMs: number,
-  ) {}
+    fullWalk: boolean,
+  ) {
+    this.walkSnapshotPending = fullWalk && opts.statCacheFile !== undefined;
+  }
 
   private get index(): WalkIndex {
     this.walkIndexValue ??= new WalkIndex(this.rootEntry, this.walk);
@@ -140,6 +147,9 @@ export class BuildContext {
   }
 
   static async open(dir: string, opts: OpenContextOptions = {}): Promise<BuildContext> {
+    // Started now so it has booted by the time it can help: half of a snapshot walk's lstats, and the
+    // diffID hashing of a large COPY layer.
+    const helper = opts.statCacheFile ? helperThread() : undefined;
     let root: string;
     let rootEntry: ContextEntry;
     try {
@@ -165,8 +175,9 @@ export class BuildContext {
     }
     const matcher = PatternMatcher.from(patterns);
     const walkStartedMs = Date.now();
-    const walk = await walkContextRawAsync(root, matcher, { signal: opts.signal });
-    return new BuildContext(root, patterns, ignorePath, matcher, rootEntry, walk, opts, walkStartedMs);
+    const snapshot = opts.statCacheFile ? await loadWalkSnapshot(`${opts.statCacheFile}.walk`, root, rootEntry, patterns, helper, opts.signal) : undefined;
+    const walk = snapshot ?? (await walkContextRawAsync(root, matcher, { signal: opts.signal }));
+    return new BuildContext(root, patterns, ignorePath, matcher, rootEntry, walk, opts, walkStartedMs, snapshot === undefined);
   }
 
   /** Every transferred path (root excluded) in tree order. */
@@ -236,6 +247,11 @@ export class BuildContext {
 
   /** Writes what digestSources({ deferCacheSave: true }) left unsaved. */
   async flushCaches(): Promise<void> {
+    if (this.walkSnapshotPending) {
+      this.walkSnapshotPending = false;
+      const file = this.opts.statCacheFile;
+      if (file) saveWalkSnapshot(`${file}.walk`, this.root, this.rootEntry, this.ignorePatterns, this.walk, this.walkStartedMs, this.opts.racyWindowMs ?? DEFAULT_RACY_WINDOW_MS);
+    }
     if (!this.cacheSavePending) return;
     this.cacheSavePending = false;
     await this.statCache.save();

@@ -34,6 +34,7 @@ export class WalkIndex {
     this.paths = walk.paths;
     this.nums = walk.nums;
     this.links = walk.links;
+    this.joinedValue = walk.joined;
     this.entryCache = new Array<ContextEntry | undefined>(this.size);
   }
 

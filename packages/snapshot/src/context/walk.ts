@@ -43,7 +43,25 @@ export interface RawWalk {
   readonly nums: Float64Array;
   /** Symlink targets, by index in `paths`. */
   readonly links: ReadonlyMap<number, string>;
+  /** paths.join("\0"), when the walk was made from a string in that form (walk-snapshot.ts). */
+  readonly joined?: string;
+  /**
+   * Every directory whose listing the walk read (the root excluded), in walk order, with the lstat numbers
+   * taken just before the listing: an excluded directory that ended up empty is listed here but not in
+   * `paths`. A walk snapshot trusts a listing again only while these numbers are unchanged.
+   */
+  readonly visitedDirs?: VisitedDirs;
 }
+
+export interface VisitedDirs {
+  readonly paths: readonly string[];
+  /** Where each directory was put in the walk's paths (it is not there if it was dropped again). */
+  readonly indices: readonly number[];
+  /** DIR_KEY_FIELDS numbers per directory: mtimeMs, ctimeMs, ino, dev. */
+  readonly keys: readonly number[];
+}
+
+export const DIR_KEY_FIELDS = 4;
 
 /** The entries of a raw walk, in its order. */
 export function rawWalkEntries(raw: RawWalk): ContextEntry[] {
@@ -84,6 +102,9 @@ const STEP_ENTRIES = 256;
 class RawWalkBuilder {
   readonly paths: string[] = [];
   readonly links = new Map<number, string>();
+  readonly dirPaths: string[] = [];
+  readonly dirIndices: number[] = [];
+  readonly dirKeys: number[] = [];
   nums = new Float64Array(1024 * RAW_FIELDS);
 
   /** Room for one more path's numbers; returns its offset. */
@@ -98,7 +119,7 @@ class RawWalkBuilder {
   }
 
   result(): RawWalk {
-    return { paths: this.paths, nums: this.nums, links: this.links };
+    return { paths: this.paths, nums: this.nums, links: this.links, visitedDirs: { paths: this.dirPaths, indices: this.dirIndices, keys: this.dirKeys } };
   }
 }
 
@@ -152,7 +173,13 @@ function* walkSteps(root: string, matcher: PatternMatcher, signal: AbortSignal |
       }
       // An excluded directory goes in provisionally and is dropped again if nothing below it is sent.
       paths.push(rel);
-      if (isDir) yield* visitDir(rel, abs, r.info, r.matched);
+      if (isDir) {
+        // mtimeMs, ctimeMs, ino, dev (RAW_FIELDS order: 4, 5, 6, 7)
+        out.dirPaths.push(rel);
+        out.dirIndices.push(at);
+        out.dirKeys.push(nums[o + 4] as number, nums[o + 5] as number, nums[o + 6] as number, nums[o + 7] as number);
+        yield* visitDir(rel, abs, r.info, r.matched);
+      }
       if (r.matched && paths.length === at + 1) paths.pop();
     }
   }

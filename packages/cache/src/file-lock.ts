@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isErrno, tempName, unlinkIfExists } from "./fs-util.js";
+import { isErrno, tempName, unlinkIfExists, unlinkIfExistsSync } from "./fs-util.js";
 import { isProcessAlive } from "./process.js";
 
 export interface FileLockOptions {
@@ -59,12 +60,12 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
       acquiredAt: new Date().toISOString(),
     };
     const raw = JSON.stringify(owner);
-    await mkdir(dirname(path), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true });
     let delay = options.pollMs ?? 10;
     const maxDelay = options.maxPollMs ?? 250;
     for (;;) {
       signal?.throwIfAborted();
-      if (await tryLink(path, raw)) return new HeldLock(path, raw, leaveLocal);
+      if (tryLink(path, raw)) return new HeldLock(path, raw, leaveLocal);
       if (await breakIfStale(path, options)) continue;
       await pause(delay, signal);
       delay = Math.min(delay * 2, maxDelay);
@@ -78,18 +79,20 @@ export async function acquireFileLock(path: string, options: FileLockOptions = {
 /**
  * One attempt: write the owner info to a private temp file and hard-link it to `path`. The temp file exists
  * only for the duration of the attempt, so a waiter that is killed leaves nothing behind.
+ * Synchronous, like release(): four small local syscalls cost ~20 µs this way, against ~1 ms as thread-pool
+ * round trips, and a build takes and releases the store's locks several times even when fully cached.
  */
-async function tryLink(path: string, raw: string): Promise<boolean> {
+function tryLink(path: string, raw: string): boolean {
   const tmp = `${path}.${tempName("pending")}`;
-  await writeFile(tmp, raw, { flag: "wx" });
+  writeFileSync(tmp, raw, { flag: "wx" });
   try {
-    await link(tmp, path);
+    linkSync(tmp, path);
     return true;
   } catch (err) {
     if (isErrno(err, "EEXIST")) return false;
     throw err;
   } finally {
-    await unlinkIfExists(tmp);
+    unlinkIfExistsSync(tmp);
   }
 }
 
@@ -168,9 +171,8 @@ class HeldLock implements FileLock {
     if (this.#released) return;
     this.#released = true;
     try {
-      const current = await readLockFile(this.path);
       // Only remove our own file: if we were (wrongly) considered stale, the file now belongs to someone else.
-      if (current?.raw === this.raw) await unlinkIfExists(this.path);
+      if (readLockRawSync(this.path) === this.raw) unlinkIfExistsSync(this.path);
     } finally {
       this.leaveLocal();
     }
@@ -181,12 +183,22 @@ async function readLockFile(path: string): Promise<LockFileState | undefined> {
   let raw: string;
   let mtimeMs: number;
   try {
-    [raw, mtimeMs] = await Promise.all([readFile(path, "utf8"), stat(path).then((s) => s.mtimeMs)]);
+    raw = readFileSync(path, "utf8");
+    mtimeMs = statSync(path).mtimeMs;
   } catch (err) {
     if (isErrno(err, "ENOENT")) return undefined;
     throw err;
   }
   return { raw, owner: parseOwner(raw), mtimeMs };
+}
+
+function readLockRawSync(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return undefined;
+    throw err;
+  }
 }
 
 function parseOwner(raw: string): LockOwner | undefined {

@@ -92,6 +92,51 @@ describe("writeLayerTar ordering and determinism", () => {
   });
 });
 
+describe("writeLayerTar with input already in layer order (the fast path that skips the sort)", () => {
+  // Names chosen where layer order differs from plain string order: "/" ranks below every byte, so
+  // "a/b" < "a-b" < "a.b" < "a0"; plus BMP letters above "~", prefixes, and deep paths.
+  const NAMES = ["a", "a/b", "a/b/c", "a-b", "a.b", "a0", "ab", "b", "b/", "B", "~", "\u00e9", "\u00e9/x", "\uFF5E", "z/y/x/w", "z/y-x", "z-", ".hidden", "_", "0"];
+  function randomEntries(seed: number): LayerEntry[] {
+    let x = seed;
+    const rnd = (n: number): number => ((x = (Math.imul(x, 1103515245) + 12345) & 0x7fffffff) % n);
+    const paths = new Set<string>();
+    while (paths.size < 60) {
+      const depth = 1 + rnd(3);
+      const parts: string[] = [];
+      for (let i = 0; i < depth; i++) parts.push((NAMES[rnd(NAMES.length)] as string).replace(/\/$/, "") || "x");
+      paths.add(parts.join("/"));
+    }
+    // Every parent is a directory; leaves are files.
+    const all = new Set<string>();
+    for (const p of paths) {
+      const parts = p.split("/");
+      for (let i = 1; i <= parts.length; i++) all.add(parts.slice(0, i).join("/"));
+    }
+    return [...all].map((p) => ([...all].some((q) => q.startsWith(`${p}/`)) ? dir(p) : file(p, `content of ${p}`)));
+  }
+
+  it("gives the same bytes as the sorting path for random trees", async () => {
+    for (let seed = 1; seed <= 25; seed++) {
+      const entries = randomEntries(seed);
+      const shuffled = await collect(writeLayerTar([...entries].reverse()));
+      const names = gnuList(shuffled, false).map((n) => n.replace(/\/$/, ""));
+      const byName = new Map(entries.map((e) => [e.path, e]));
+      // Feed the same entries in the order the sorting path chose: the fast path must keep it exactly.
+      const ordered = await collect(writeLayerTar(names.map((n) => byName.get(n) as LayerEntry)));
+      expect(ordered.equals(shuffled)).toBe(true);
+    }
+  });
+
+  it("still rejects a duplicate path given in order", async () => {
+    await expect(collect(writeLayerTar([dir("a"), file("a/x", "1"), file("a/x", "2")]))).rejects.toThrow(LayerEntryError);
+  });
+
+  it("still sorts input that is only almost in order", async () => {
+    const names = gnuList(await collect(writeLayerTar([dir("a"), file("a-b", "x"), file("a/b", "y")])), false);
+    expect(names).toEqual(["a/", "a/b", "a-b"]);
+  });
+});
+
 describe("writeLayerTar headers as GNU tar sees them", () => {
   it("keeps modes incl. setuid/sticky, types, owners, devices and clamps mtimes to SOURCE_DATE_EPOCH", async () => {
     const entries = sample().map((e) => (e.path === "a/z" ? { ...e, uid: 1000, gid: 1001, uname: "me", gname: "us" } : e));

@@ -306,7 +306,7 @@ export async function writeTarParts(
   const hasher: DiffHasher = useWorker ? workerDiffHasher() : inlineDiffHasher();
   let prepared: TarPartEntry[];
   try {
-    prepared = (await prepareEntries(list)).map((p) => p.entry as TarPartEntry);
+    prepared = (await prepareEntries(list)) as TarPartEntry[];
   } catch (err) {
     hasher.close();
     throw err;

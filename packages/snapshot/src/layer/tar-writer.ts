@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { syncFileSource } from "./chunked-source.js";
 import { LayerEntryError } from "./errors.js";
-import { hasSurrogates, layerSortString, normalizeLayerPath } from "./path.js";
+import { OPAQUE_WHITEOUT, hasSurrogates, layerSortString, normalizeLayerPath } from "./path.js";
 import {
   BLOCK,
   ZERO_BLOCK,
@@ -65,7 +65,7 @@ async function* generateTar(
   const { signal } = options;
   signal?.throwIfAborted();
   const prepared = await prepareEntries(entries);
-  for (const { entry } of prepared) {
+  for (const entry of prepared) {
     signal?.throwIfAborted();
     yield encodeEntryHeader(entry, options.sourceDateEpoch);
     if (entry.type === "file" && entry.size! > 0) yield* fileContent(entry, signal);
@@ -140,22 +140,60 @@ function validate(raw: LayerEntry): LayerEntry {
 }
 
 /** Validates, canonicalises hardlinks and sorts `entries` into layer order (metadata only). Internal. */
-export async function prepareEntries(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>): Promise<Prepared[]> {
+export async function prepareEntries(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>): Promise<LayerEntry[]> {
+  const list: LayerEntry[] = [];
+  // Arrays skip the per-entry await of for-await (measurable with tens of thousands of entries).
+  if (Symbol.iterator in entries) for (const raw of entries) list.push(validate(raw));
+  else for await (const raw of entries) list.push(validate(raw));
+  // A COPY of a context walk arrives in layer order already: checking that costs one comparison per entry
+  // and no key strings, map or sort (~30 ms for 20k entries).
+  if (inStrictLayerOrder(list)) return list;
+  return sortedByKey(list);
+}
+
+/** The general case: sort keys, duplicate check, hardlink groups. */
+function sortedByKey(list: readonly LayerEntry[]): LayerEntry[] {
   const byPath = new Map<string, Prepared>();
   let astral = false;
-  const add = (raw: LayerEntry): void => {
-    const entry = validate(raw);
+  for (const entry of list) {
     if (byPath.has(entry.path)) throw new LayerEntryError(entry.path, "duplicate path in layer");
     const key = layerSortString(entry.path);
     if (!astral && hasSurrogates(key)) astral = true;
     byPath.set(entry.path, { entry, key });
-  };
-  // Arrays skip the per-entry await of for-await (measurable with tens of thousands of entries).
-  if (Symbol.iterator in entries) for (const raw of entries) add(raw);
-  else for await (const raw of entries) add(raw);
+  }
   const compare = keyComparator(astral);
   canonicaliseHardlinks(byPath, compare);
-  return [...byPath.values()].sort(compare);
+  return [...byPath.values()].sort(compare).map((p) => p.entry);
+}
+
+/**
+ * Whether `list` is already strictly increasing in layer order (so also free of duplicates) and needs none
+ * of the general case's work: no hardlinks, no opaque markers, no surrogates (whose UTF-16 order differs
+ * from UTF-8 byte order). Anything else answers false and takes the general path.
+ */
+function inStrictLayerOrder(list: readonly LayerEntry[]): boolean {
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i] as LayerEntry;
+    if (e.type === "hardlink") return false;
+    const p = e.path;
+    if (p.endsWith(OPAQUE_WHITEOUT) || hasSurrogates(p)) return false;
+    if (i > 0 && !layerOrderBefore((list[i - 1] as LayerEntry).path, p)) return false;
+  }
+  return true;
+}
+
+/** a < b in layer order for paths without surrogates or opaque markers: code units, "/" ranked lowest. */
+function layerOrderBefore(a: string, b: string): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca === cb) continue;
+    if (ca === 0x2f) return true;
+    if (cb === 0x2f) return false;
+    return ca < cb;
+  }
+  return a.length < b.length;
 }
 
 type KeyCompare = (a: Prepared, b: Prepared) => number;

@@ -2,7 +2,7 @@
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import tar from "tar-stream";
+import type { Header, Pack } from "tar-stream";
 
 export interface ArchiveEntry {
   name: string;
@@ -17,6 +17,8 @@ const FIXED_MTIME = new Date(0);
 
 export async function writeTarFile(dest: string, entries: Iterable<ArchiveEntry>, signal?: AbortSignal): Promise<void> {
   const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(16).slice(2)}`;
+  // Loaded here, not at start-up: only outputs write archives, and its module set-up costs a build ~4 ms.
+  const { default: tar } = await import("tar-stream");
   const pack = tar.pack();
   const out = createWriteStream(tmp);
   const done = pipeline(pack, out, signal ? { signal } : {});
@@ -42,7 +44,7 @@ export async function writeTarFile(dest: string, entries: Iterable<ArchiveEntry>
   }
 }
 
-function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: Buffer | NodeJS.ReadableStream): Promise<void> {
+function addEntry(pack: Pack, header: Partial<Header> & { name: string }, body?: Buffer | NodeJS.ReadableStream): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (body === undefined || Buffer.isBuffer(body)) {
       pack.entry(header, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));

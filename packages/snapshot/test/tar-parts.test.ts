@@ -4,13 +4,15 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   LayerEntryError,
   parseTarPartsIndex,
   serializeTarPartsIndex,
   writeLayerTar,
+  speculateDiffID,
   writeTarParts,
+  type ChangedLayerFile,
   type Digest,
   type TarPartEntry,
   type TarPartSink,
@@ -242,6 +244,106 @@ describe("writeTarParts with the diffID hashed on a worker thread", () => {
     } finally {
       await rm(store, { recursive: true, force: true });
     }
+  });
+});
+
+describe("writeTarParts with a speculated part list (hashing started before planning)", () => {
+  const PB = 64 << 10;
+  let store: string;
+  let sink: DirSink;
+  let previous: TarPartsIndex;
+  beforeAll(async () => {
+    store = await mkdtemp(path.join(os.tmpdir(), "kiln-parts-spec-"));
+    sink = new DirSink(store);
+    const first = await writeTarParts(entriesFor(files), sink, { partBytes: PB, hashing: "worker" });
+    previous = { version: 1, partBytes: PB, diffID: first.diffID, size: first.size, parts: first.parts };
+    // Every part that starts with a header names its entry (the speculation's map of the layer).
+    expect(first.parts.filter((p) => p.first !== undefined).length).toBeGreaterThan(first.parts.length / 2);
+    expect(first.parts[0]!.first).toBe("app");
+  });
+  afterEach(async () => {
+    await writeTree(files);
+  });
+  afterAll(async () => {
+    await rm(store, { recursive: true, force: true });
+  });
+
+  /** Edits files (content, so size; and mtime) and returns the changed entry list and the new entries. */
+  async function edit(indices: number[], mtimeMs = 1_700_000_999_000) {
+    const targets = new Set(indices.map((i) => files[i]!.rel));
+    const changed = files.map((f) => (targets.has(f.rel) ? { ...f, data: Buffer.from(`edited ${f.rel}\n`.repeat(3)) } : f));
+    await writeTree(changed.filter((f) => targets.has(f.rel)));
+    const entries = entriesFor(changed).map((e) => (targets.has(e.path.slice(4)) ? { ...e, mtimeMs } : e));
+    const list: ChangedLayerFile[] = entries
+      .filter((e) => targets.has(e.path.slice(4)))
+      .map((e) => ({ type: "file", path: e.path, size: e.size!, mtimeMs: e.mtimeMs, sourcePath: e.sourcePath! }));
+    return { entries, list };
+  }
+
+  it("uses the guess when it is right: same parts, same diffID as without it", async () => {
+    // (Files whose edit moves no part boundary: a part cut at its size limit can move, and the guess is then
+    // dropped, as the next test shows for other reasons.)
+    for (const picks of [[0], [200], [0, 200], [files.length - 1]]) {
+      const { entries, list } = await edit(picks);
+      const speculation = speculateDiffID(previous, list, (d) => sink.readPath(d));
+      expect(speculation).toBeDefined();
+      const withGuess = await writeTarParts(entries, sink, { partBytes: PB, previous, speculation: speculation!, hashing: "worker" });
+      const plain = await plainTar(entries);
+      expect(withGuess.stats.speculationUsed).toBe(true);
+      expect(withGuess.diffID).toBe(sha(plain));
+      expect(Buffer.concat(withGuess.parts.map((q) => readFileSync(sink.readPath(q.digest)))).equals(plain)).toBe(true);
+      await writeTree(files);
+    }
+  });
+
+  it("a guess that misses what changed (here a mode) is dropped and the real parts are hashed", async () => {
+    const { entries, list } = await edit([42]);
+    const chmodded = entries.map((e) => (e.path === list[0]!.path ? { ...e, mode: 0o600 } : e));
+    const speculation = speculateDiffID(previous, list, (d) => sink.readPath(d));
+    expect(speculation).toBeDefined();
+    for (const hashing of ["worker", "inline"] as const) {
+      const r = await writeTarParts(chmodded, sink, { partBytes: PB, previous, speculation: speculateDiffID(previous, list, (d) => sink.readPath(d))!, hashing });
+      expect(r.stats.speculationUsed).toBe(false);
+      expect(r.diffID).toBe(sha(await plainTar(chmodded)));
+    }
+    speculation!.cancel();
+  });
+
+  it("a guess that names the wrong content (the file changed again since) is dropped", async () => {
+    const { entries, list } = await edit([77]);
+    const speculation = speculateDiffID(previous, list, (d) => sink.readPath(d))!;
+    const f = files[77]!;
+    await writeFile(path.join(dir, f.rel), Buffer.from(`edited ${f.rel}\n`.repeat(3)).fill(0x41, 0, 3)); // same size, other bytes
+    // (without open(): both writers read the file as it is now)
+    const again = entries.map((e) => {
+      if (e.path !== `app/${f.rel}`) return e;
+      const { open: _open, ...rest } = e;
+      return { ...rest, fingerprint: "sha256:other" };
+    });
+    const r = await writeTarParts(again, sink, { partBytes: PB, previous, speculation, hashing: "worker" });
+    expect(r.stats.speculationUsed).toBe(false);
+    expect(r.diffID).toBe(sha(await plainTar(again)));
+  });
+
+  it("makes no guess it cannot back: unknown path, too many changes, a file whose size is not what was said", async () => {
+    expect(speculateDiffID(previous, [{ type: "file", path: "zzz/not-there", size: 1, mtimeMs: 0, sourcePath: "/dev/null" }], (d) => sink.readPath(d))).toBeUndefined();
+    const many = files.slice(0, 65).map((f) => ({ type: "file" as const, path: `app/${f.rel}`, size: f.data.length, mtimeMs: 0, sourcePath: path.join(dir, f.rel) }));
+    expect(speculateDiffID(previous, many, (d) => sink.readPath(d))).toBeUndefined();
+    const f = files[10]!;
+    expect(speculateDiffID(previous, [{ type: "file", path: `app/${f.rel}`, size: f.data.length + 1, mtimeMs: 0, sourcePath: path.join(dir, f.rel) }], (d) => sink.readPath(d))).toBeUndefined();
+    const noMap: TarPartsIndex = { ...previous, parts: previous.parts.map(({ first: _first, ...p }) => p) };
+    expect(speculateDiffID(noMap, [{ type: "file", path: `app/${f.rel}`, size: f.data.length, mtimeMs: 0, sourcePath: path.join(dir, f.rel) }], (d) => sink.readPath(d))).toBeUndefined();
+  });
+
+  it("patches a directory's mtime (the COPY destination stamp) and a file under a PAX (long) name", async () => {
+    const long = files.findIndex((f) => f.rel.includes("long-name-"));
+    const { entries, list } = await edit([long]);
+    const stamped = entries.map((e) => (e.path === "app" ? { ...e, mtimeMs: 1_700_000_555_000 } : e));
+    const speculation = speculateDiffID(previous, [...list, { type: "dir", path: "app", mtimeMs: 1_700_000_555_000 }], (d) => sink.readPath(d));
+    expect(speculation).toBeDefined();
+    const r = await writeTarParts(stamped, sink, { partBytes: PB, previous, speculation: speculation!, hashing: "worker" });
+    expect(r.stats.speculationUsed).toBe(true);
+    expect(r.diffID).toBe(sha(await plainTar(stamped)));
   });
 });
 

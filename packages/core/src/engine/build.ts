@@ -33,7 +33,7 @@ import { openStore, type KilnStore } from "./store.js";
 import { applyMetadata, type StageFlags } from "./steps/metadata.js";
 import { planCopy, type CopySource } from "./steps/copy-plan.js";
 import { resolveContextSources } from "./steps/copy.js";
-import { writePartsLayerToStore } from "./steps/layer-writer.js";
+import { preparePartsLayer, writePartsLayerToStore } from "./steps/layer-writer.js";
 import { parseGroup, parsePasswd, resolveChown, resolveRunUser, type GroupEntry, type PasswdEntry } from "./users.js";
 import { executeRun, runArgs, userDbLayers, type SecretSource } from "./steps/run.js";
 import { UnpackedLayers } from "./unpacked-layers.js";
@@ -684,7 +684,7 @@ async function runStage(session: BuildSession, stage: Stage, order: number): Pro
       if (!outcome.cached) missed = true;
       const layer = outcome.layer ? { digest: outcome.layer.digest, diffID: outcome.layer.diffID, size: outcome.layer.size } : undefined;
       const durationMs = Date.now() - started;
-      session.emit({ type: "step-end", step: ref, cached: outcome.cached, ...(outcome.miss ? { miss: outcome.miss } : {}), durationMs, cacheKey: key, layer });
+      session.emit({ type: "step-end", step: ref, cached: outcome.cached, ...(outcome.miss ? { miss: outcome.miss } : {}), durationMs, cacheKey: key, layer, ...(outcome.parts ? { parts: outcome.parts } : {}) });
       const report: StepReport = { stage: label, index: i + 2, instruction: instr.original, line: instr.range.startLine, cached: outcome.cached, cacheKey: key, durationMs };
       if (outcome.miss) report.miss = outcome.miss;
       if (outcome.aliasKeys) report.aliasKeys = outcome.aliasKeys;
@@ -722,6 +722,7 @@ interface StepOutcome {
   cached: boolean;
   miss?: MissReason;
   layer?: LayerDescriptor;
+  parts?: { total: number; reused: number; written: number; speculated: boolean };
 }
 
 const sortedArgs = (args: { key: string; value: string }[]): Record<string, string> => Object.fromEntries(args.map((a) => [a.key, a.value]));
@@ -762,6 +763,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   /** Work that needs no layer bytes (explaining the miss, the per-path index): run while a large layer's diffID is hashed. */
   let whileHashing: (() => Promise<void>) | undefined;
   let copyLoad: (() => Promise<LayerDescriptor | undefined>) | undefined;
+  let partsStats: StepOutcome["parts"];
   /** COPY --from: the key by source identity, and a record found by it (which names the chain key). */
   let fastKey: Digest | undefined;
   let shortcut: { key: Digest; record: CacheRecord<StepRecordResult> } | undefined;
@@ -784,19 +786,25 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     } else source = await session.context();
     const fixedMtimeMs = (epoch ?? 0) * 1000;
     const resolved = source ? await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership }) : undefined;
-        if (resolved) {
+    if (resolved) {
       filesDigest = resolved.digest;
       filesPaths = () => resolved.paths;
     }
     if (resolved) copyLoad = async () => {
-      const { sources, cleanup } = await resolved.load(session.signal);       try {
+      const dest = absoluteDest(copyInstr.dest, state.config.config?.WorkingDir);
+      // Before the (slow) planning: the previous layer's parts, and a guess at the new ones to start hashing.
+      const prepared = await preparePartsLayer(session.store.blobs, await session.previousLayer(ctx.stepId), resolved.changedFiles(dest, epoch !== undefined ? fixedMtimeMs : undefined), epoch);
+      const { sources, cleanup } = await resolved.load(session.signal).catch((err: unknown) => {
+        prepared.speculation?.cancel();
+        throw err;
+      });
+      try {
         const view = copyInstr.link ? ImageFsView.empty(session.store.blobs) : await session.view(state);
         let chown: { uid: number; gid: number } | undefined;
         if (copyInstr.chown !== undefined && copyInstr.chown !== "") {
           const db = /^[0-9]+(:[0-9]+)?$/.test(copyInstr.chown) ? {} : await session.userDb(state);
           chown = resolveChown(copyInstr.chown, db.passwd, db.groups);
         }
-        const dest = absoluteDest(copyInstr.dest, state.config.config?.WorkingDir);
         const entries = planCopy({
           sources,
           dest,
@@ -805,15 +813,18 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
           ...(copyInstr.chmod !== undefined ? { chmod: parseChmod(copyInstr.chmod) } : {}),
           createdMtimeMs: epoch !== undefined ? fixedMtimeMs : newestMtime(sources),
         });
-        const previousDigest = await session.previousLayer(ctx.stepId);
         return await writePartsLayerToStore(session.store.blobs, entries, {
           lease: session.lease,
           whileHashing: () => whileHashing?.(),
-          ...(previousDigest ? { previousDigest } : {}),
+          prepared,
+          onStats: (st) => {
+            partsStats = { total: st.parts, reused: st.reusedParts, written: st.writtenParts, speculated: st.speculationUsed === true };
+          },
           ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
           ...(session.signal ? { signal: session.signal } : {}),
         });
       } finally {
+        prepared.speculation?.cancel();
         await cleanup();
       }
     };
@@ -976,6 +987,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     addHistory(state.config, { createdBy: historyText, emptyLayer: true, created: historyCreated });
   }
   const outcome: StepOutcome = { key, cached };
+  if (partsStats) outcome.parts = partsStats;
   if (fastKey && layer) outcome.aliasKeys = [fastKey];
   if (miss) outcome.miss = miss;
   if (layer) outcome.layer = layer;

@@ -38,6 +38,11 @@ export type BuildEvent =
       durationMs: number;
       cacheKey: Digest;
       layer?: { digest: Digest; diffID: Digest; size: number } | undefined;
+      /**
+       * How a COPY/ADD layer written as parts was made: parts in all, taken from the previous build, newly
+       * written; and whether its diffID came from the hash started before planning (a right guess).
+       */
+      parts?: { total: number; reused: number; written: number; speculated: boolean };
     }
   | { type: "step-error"; step: StepRef; message: string }
   | { type: "warning"; message: string }

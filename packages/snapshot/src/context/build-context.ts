@@ -91,6 +91,7 @@ export class BuildContext {
   /** Resolutions by memo key (sources are usually resolved twice: to digest, then to copy). */
   private readonly resolved = new Map<string, WalkSource[]>();
   private cacheSavePending = false;
+  private readonly contentReadPaths: string[] = [];
   /** The walk was a full one and its snapshot (walk-snapshot.ts) is still to be written by flushCaches(). */
   private walkSnapshotPending: boolean;
 
@@ -119,7 +120,10 @@ export class BuildContext {
   }
 
   private get digests(): WalkDigests {
-    this.digestsValue ??= new WalkDigests(this.index, this.root, () => this.statCache, this.opts.onContentRead);
+    this.digestsValue ??= new WalkDigests(this.index, this.root, () => this.statCache, (path) => {
+      this.contentReadPaths.push(path);
+      this.opts.onContentRead?.(path);
+    });
     return this.digestsValue;
   }
 
@@ -178,6 +182,21 @@ export class BuildContext {
     const snapshot = opts.statCacheFile ? await loadWalkSnapshot(`${opts.statCacheFile}.walk`, root, rootEntry, patterns, helper, opts.signal) : undefined;
     const walk = snapshot ?? (await walkContextRawAsync(root, matcher, { signal: opts.signal }));
     return new BuildContext(root, patterns, ignorePath, matcher, rootEntry, walk, opts, walkStartedMs, snapshot === undefined);
+  }
+
+  /**
+   * Context paths whose content this context read to digest them (the stat cache could not vouch for them):
+   * after an edit, the files that changed (plus any touched without a change, or new to the cache).
+   */
+  contentReads(): readonly string[] {
+    return this.contentReadPaths;
+  }
+
+  /** The newest mtime of `path` ("" = root) and everything sent below it; undefined if it is not in the walk. */
+  newestMtimeMs(path: string): number | undefined {
+    const i = this.index.indexOf(goClean(`/${path}`).slice(1));
+    if (i === undefined) return undefined;
+    return this.index.newestMtimeMs(i);
   }
 
   /** Every transferred path (root excluded) in tree order. */
@@ -254,7 +273,7 @@ export class BuildContext {
     }
     if (!this.cacheSavePending) return;
     this.cacheSavePending = false;
-    await this.statCache.save();
+    await this.statCache.save({ deferSmall: true });
   }
 
   /** A remembered answer; the per-path digests are only worked out if read (on a cache miss). */

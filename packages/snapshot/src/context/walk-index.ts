@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { type ContextEntry, type EntryType, comparePaths } from "./entry.js";
 import { entryFromRaw } from "./fast-lstat.js";
-import { RAW_FIELDS, S_IFDIR, S_IFLNK, S_IFREG, rawFormat } from "./raw-fields.js";
+import { RAW_FIELDS, R_MTIME, S_IFDIR, S_IFLNK, S_IFREG, rawFormat } from "./raw-fields.js";
 import { followLinks } from "./tree.js";
 import type { RawWalk } from "./walk.js";
 
@@ -100,6 +100,16 @@ export class WalkIndex {
     let end = i + 1;
     while (end < this.size && (this.paths[end] as string).startsWith(prefix)) end++;
     return end;
+  }
+
+  /** The newest mtime of entry i and its subtree, from the columns. */
+  newestMtimeMs(i: number): number {
+    let newest = i === ROOT ? this.root.mtimeMs : (this.nums[i * RAW_FIELDS + R_MTIME] as number);
+    for (let k = i + 1, end = this.subtreeEnd(i); k < end; k++) {
+      const m = this.nums[k * RAW_FIELDS + R_MTIME] as number;
+      if (m > newest) newest = m;
+    }
+    return newest;
   }
 
   /** Entry i as an object (made once per index). */

@@ -61,7 +61,9 @@ export function inlineDiffHasher(): DiffHasher {
 export function workerDiffHasher(): DiffHasher {
   const thread = helperThread();
   const id = thread.newJobId();
-  thread.post({ t: "hash-open", id });
+  // Set by close(): the helper thread skips what is still queued for this job (a wrong speculation).
+  const cancel = new Int32Array(new SharedArrayBuffer(4));
+  thread.post({ t: "hash-open", id, cancel: cancel.buffer });
   let result: Promise<Digest> | undefined;
   let closed = false;
   return {
@@ -88,6 +90,7 @@ export function workerDiffHasher(): DiffHasher {
     close() {
       if (closed) return;
       closed = true;
+      Atomics.store(cancel, 0, 1);
       // An unfinished job is dropped by ending it; its answer, if any, is ignored.
       if (!result) thread.post({ t: "hash-end", id });
     },

@@ -40,4 +40,6 @@ export {
   type TarPartsResult,
   type TarPartsStats,
   type WriteTarPartsOptions,
+  type SpeculativeDiffID,
 } from "./tar-parts.js";
+export { speculateDiffID, type ChangedLayerFile } from "./part-speculation.js";

@@ -33,6 +33,8 @@ export interface TarPartRef {
   size: number;
   /** What the part is made of (headers + content fingerprints); absent when some content had no fingerprint. */
   recipe?: string;
+  /** Layer path of the entry whose header starts the part (absent when it starts inside a big file's content). */
+  first?: string;
 }
 
 export const TAR_PARTS_INDEX_VERSION = 1;
@@ -77,8 +79,22 @@ export interface WriteTarPartsOptions {
   /** Target bytes per part (default 1 MiB, at least 64 KiB). */
   partBytes?: number;
   previous?: TarPartsIndex;
+  /**
+   * A guess at the part list whose hashing started before planning (part-speculation.ts). When the planned
+   * parts turn out to be exactly these, its digest is the diffID; otherwise it is cancelled and the planned
+   * parts are hashed. Either way the diffID is the sha256 of the parts written.
+   */
+  speculation?: SpeculativeDiffID;
   sourceDateEpoch?: number;
   signal?: AbortSignal;
+}
+
+/** A diffID being hashed from predicted parts (see WriteTarPartsOptions.speculation). */
+export interface SpeculativeDiffID {
+  readonly parts: readonly { digest: Digest; size: number }[];
+  digest(): Promise<Digest>;
+  /** Stops the hashing (safe after digest()). */
+  cancel(): void;
 }
 
 export interface TarPartsStats {
@@ -91,6 +107,8 @@ export interface TarPartsStats {
   writtenParts: number;
   /** Source content bytes read by this write. */
   sourceBytesRead: number;
+  /** Whether options.speculation was given and matched the planned parts (its digest became the diffID). */
+  speculationUsed?: boolean;
 }
 
 export interface TarPartsResult {
@@ -113,6 +131,8 @@ type Segment =
   | { kind: "content"; entry: TarPartEntry; offset: number; length: number; last: boolean };
 
 interface PlannedPart {
+  /** Path of the entry whose header starts the part, if one does. */
+  first: string | undefined;
   segments: Segment[];
   length: number;
   /** Header identities, padding/trailer lengths and content descriptors, hashed once per part. */
@@ -146,7 +166,7 @@ function* planParts(prepared: TarPartEntry[], partBytes: number, sourceDateEpoch
   const minBytes = Math.floor(partBytes / 8);
   const maxBytes = partBytes * 4;
   const parts: PlannedPart[] = [];
-  const fresh = (): PlannedPart => ({ segments: [], length: 0, recipeText: "", reusable: true });
+  const fresh = (): PlannedPart => ({ first: undefined, segments: [], length: 0, recipeText: "", reusable: true });
   let cur = fresh();
   const cut = (): void => {
     if (cur.length === 0) return;
@@ -162,6 +182,7 @@ function* planParts(prepared: TarPartEntry[], partBytes: number, sourceDateEpoch
   };
   // Headers are encoded only for parts that get produced; the identity stands for their bytes in the recipe.
   const addHeader = (entry: TarPartEntry, length: number): void => {
+    if (cur.length === 0) cur.first = entry.path;
     cur.segments.push({ kind: "header", entry, length });
     cur.length += length;
     cur.recipeText += `H${length}\0${entryHeaderIdentity(entry, sourceDateEpoch)}\0`;
@@ -203,6 +224,24 @@ function* planParts(prepared: TarPartEntry[], partBytes: number, sourceDateEpoch
   addBytes(TRAILER);
   cut();
   yield* parts;
+}
+
+/** A hasher that is never fed (the speculation's stands in for it). */
+const NO_HASHER: DiffHasher = {
+  addFile() {},
+  addBytes() {},
+  digest: () => Promise.reject(new LayerError("internal: no hasher")),
+  close() {},
+};
+
+function withFirst(ref: TarPartRef, part: PlannedPart): TarPartRef {
+  return part.first === undefined ? ref : { ...ref, first: part.first };
+}
+
+function sameParts(a: readonly { digest: Digest; size: number }[], b: readonly TarPartRef[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.digest !== b[i]!.digest || a[i]!.size !== b[i]!.size) return false;
+  return true;
 }
 
 /** Reads one entry's content in order, across the parts it spans. */
@@ -302,8 +341,9 @@ export async function writeTarParts(
   for (const e of list) if (e.type === "file") estimate += e.size ?? 0;
   const readPath = sink.readPath?.bind(sink);
   const useWorker = readPath !== undefined && (options.hashing === "worker" || ((options.hashing ?? "auto") === "auto" && estimate >= WORKER_HASH_MIN_BYTES));
-  // Started before sorting and planning, so the worker has booted by the time the first part is ready.
-  const hasher: DiffHasher = useWorker ? workerDiffHasher() : inlineDiffHasher();
+  const speculation = options.speculation;
+  // With a speculation the parts are hashed only if it turns out wrong (after planning, below).
+  let hasher: DiffHasher = speculation ? NO_HASHER : useWorker ? workerDiffHasher() : inlineDiffHasher();
   let prepared: TarPartEntry[];
   try {
     prepared = (await prepareEntries(list)) as TarPartEntry[];
@@ -332,7 +372,9 @@ export async function writeTarParts(
       const recipe = recipeOf(part);
       const prev = recipe !== undefined ? previous.get(recipe) : undefined;
       if (prev && prev.size === part.length && (await sink.has(prev.digest))) {
-        if (useWorker) {
+        if (speculation) {
+          // hashed by the speculation (or after planning, if it is wrong)
+        } else if (useWorker) {
           // The worker reads the stored part itself (into one reused buffer: no page faults on fresh memory).
           hasher.addFile(readPath!(prev.digest), prev.size);
         } else {
@@ -340,7 +382,7 @@ export async function writeTarParts(
           if (data.length !== prev.size) throw new LayerError(`stored part ${prev.digest} is ${data.length} bytes, not ${prev.size}`);
           hasher.addBytes(data);
         }
-        out.push({ digest: prev.digest, size: prev.size, recipe: recipe! });
+        out.push(withFirst({ digest: prev.digest, size: prev.size, recipe: recipe! }, part));
         size += prev.size;
         stats.reusedParts++;
         continue;
@@ -369,14 +411,32 @@ export async function writeTarParts(
       }
       if (useWorker) hasher.addFile(readPath!(digest), part.length);
       else hasher.addBytes(data);
-      out.push(recipe !== undefined ? { digest, size: part.length, recipe } : { digest, size: part.length });
+      out.push(withFirst(recipe !== undefined ? { digest, size: part.length, recipe } : { digest, size: part.length }, part));
       size += part.length;
     }
+    if (speculation) {
+      if (sameParts(speculation.parts, out)) stats.speculationUsed = true;
+      else {
+        // Wrong guess: stop it and hash what was written.
+        speculation.cancel();
+        stats.speculationUsed = false;
+        hasher = useWorker ? workerDiffHasher() : inlineDiffHasher();
+        for (const p of out) {
+          if (useWorker) hasher.addFile(readPath!(p.digest), p.size);
+          else {
+            const data = await sink.read(p.digest, p.size, scratch.length >= p.size ? scratch : (scratch = Buffer.allocUnsafe(p.size)));
+            if (data.length !== p.size) throw new LayerError(`stored part ${p.digest} is ${data.length} bytes, not ${p.size}`);
+            hasher.addBytes(data);
+          }
+        }
+      }
+    }
     if (options.whileHashing) Promise.resolve().then(options.whileHashing).catch(() => undefined);
-    diffID = await hasher.digest();
+    diffID = speculation && stats.speculationUsed ? await speculation.digest() : await hasher.digest();
   } finally {
     reader.close();
     hasher.close();
+    speculation?.cancel();
   }
   stats.sourceBytesRead = reader.bytesRead;
   return { diffID, size, parts: out, stats };
@@ -400,6 +460,7 @@ export function parseTarPartsIndex(text: string): TarPartsIndex | undefined {
   let total = 0;
   for (const p of idx.parts) {
     if (!p || !isDigest(p.digest) || !Number.isSafeInteger(p.size) || p.size < 0 || (p.recipe !== undefined && typeof p.recipe !== "string")) return undefined;
+    if (p.first !== undefined && typeof p.first !== "string") return undefined;
     total += p.size;
   }
   if (!isDigest(idx.diffID) || idx.size !== total) return undefined;

@@ -21,12 +21,14 @@ let crypto;
 let buf;
 const CHUNK = ${1 << 18};
 
-function hashFile(h, path, size) {
+function hashFile(job, path, size) {
+  const h = job.hash;
   buf ??= Buffer.allocUnsafe(CHUNK);
   const fd = fs.openSync(path, "r");
   try {
     let done = 0;
     while (done < size) {
+      if (cancelled(job)) return;
       const n = fs.readSync(fd, buf, 0, Math.min(buf.length, size - done), done);
       if (n === 0) throw new Error(path + ": read " + done + " of " + size + " bytes");
       h.update(buf.subarray(0, n));
@@ -35,6 +37,11 @@ function hashFile(h, path, size) {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** A cancelled job's remaining files are skipped (its digest is never asked for). */
+function cancelled(job) {
+  return job.cancel !== undefined && Atomics.load(job.cancel, 0) !== 0;
 }
 
 function lstatJob(m) {
@@ -75,18 +82,19 @@ parentPort.on("message", (m) => {
   let job = hashes.get(m.id);
   if (m.t === "hash-open") {
     crypto ??= require("node:crypto");
-    hashes.set(m.id, { hash: crypto.createHash("sha256"), failed: undefined });
+    hashes.set(m.id, { hash: crypto.createHash("sha256"), failed: undefined, cancel: m.cancel ? new Int32Array(m.cancel) : undefined });
     return;
   }
   if (!job) return;
   if (m.t === "hash-end") {
     hashes.delete(m.id);
+    if (cancelled(job)) return parentPort.postMessage({ id: m.id, error: "cancelled" });
     return parentPort.postMessage(job.failed ? { id: m.id, error: job.failed } : { id: m.id, digest: "sha256:" + job.hash.digest("hex") });
   }
-  if (job.failed) return;
+  if (job.failed || cancelled(job)) return;
   try {
     if (m.t === "hash-bytes") job.hash.update(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
-    else if (m.t === "hash-file") hashFile(job.hash, m.path, m.size);
+    else if (m.t === "hash-file") hashFile(job, m.path, m.size);
   } catch (err) {
     job.failed = String((err && err.message) || err);
   }

@@ -9,6 +9,9 @@ import { createHash } from "node:crypto";
 import {
   BuildContext,
   NotAnArchiveError,
+  containsWildcards,
+  goClean,
+  type ChangedLayerFile,
   extractLayer,
   detectArchive,
   isExcludedBy,
@@ -78,6 +81,12 @@ export interface ResolvedCopySources {
   paths: Record<string, string>;
   /** Builds the copy sources on a miss; `cleanup` removes temp files (extracted archives). */
   load(signal?: AbortSignal): Promise<{ sources: CopySource[]; cleanup: () => Promise<void> }>;
+  /**
+   * The files whose content this build read from the context (changed since the stat cache saw them), as
+   * paths in the layer when copied into `destDir`: the input of a diffID speculation (part-speculation.ts).
+   * Undefined unless the instruction copies one plain directory and nothing else.
+   */
+  changedFiles(destDir: string, epochMs: number | undefined): ChangedLayerFile[] | undefined;
 }
 
 function heredocSources(instr: CopyInstruction | AddInstruction, mtimeMs: number): CopySource[] {
@@ -119,7 +128,31 @@ export async function resolveContextSources(
   // Entry digests include owners, so kept ownership (COPY --from) is covered; the flag itself changes the layer.
   if (preserveOwnership) hash.update("\0preserve-ownership");
   const unpack = instr.kind === "add" && (instr.unpack ?? true);
+  const single = localSources.length === 1 && urls.length === 0 && instr.contents.length === 0 && instr.excludes.length === 0 && instr.kind === "copy";
   return {
+    changedFiles(destDir, epochMs) {
+      if (!single) return undefined;
+      const src = goClean(`/${localSources[0] as string}`).slice(1);
+      if (containsWildcards(src) || ctx.get(src)?.type !== "dir") return undefined;
+      const under = src === "" ? "" : `${src}/`;
+      const base = destDir.replace(/^\/+|\/+$/g, "");
+      const out: ChangedLayerFile[] = [];
+      // The destination and its parents carry the newest mtime copied (as the plan's createdMtimeMs).
+      const stamp = epochMs ?? ctx.newestMtimeMs(src);
+      if (stamp === undefined) return undefined;
+      if (base !== "") for (let end = base.indexOf("/"); ; end = base.indexOf("/", end + 1)) {
+        out.push({ type: "dir", path: end < 0 ? base : base.slice(0, end), mtimeMs: stamp });
+        if (end < 0) break;
+      }
+      for (const p of ctx.contentReads()) {
+        if (!p.startsWith(under)) continue;
+        const e = ctx.get(p);
+        if (e?.type !== "file") continue;
+        const rel = p.slice(under.length);
+        out.push({ type: "file", path: base === "" ? rel : `${base}/${rel}`, size: e.size, mtimeMs: e.mtimeMs, sourcePath: path.join(ctx.root, p) });
+      }
+      return out;
+    },
     digest: `sha256:${hash.digest("hex")}`,
     get paths() {
       return excludedPaths ?? digested.paths;

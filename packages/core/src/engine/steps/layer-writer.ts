@@ -8,9 +8,12 @@ import {
   MEDIA_TYPE_LAYER_TAR,
   parseTarPartsIndex,
   serializeTarPartsIndex,
+  speculateDiffID,
   writeLayerBlob,
   writeTarParts,
+  type ChangedLayerFile,
   type LayerEntry,
+  type SpeculativeDiffID,
   type TarPartEntry,
   type TarPartSink,
   type TarPartsIndex,
@@ -57,6 +60,28 @@ async function previousParts(blobs: BlobStore, digest: LayerDescriptor["digest"]
   }
 }
 
+/** The previous build's part list of this step's layer, loaded once for a speculation and the write. */
+export interface PreparedPartsLayer {
+  previous: TarPartsIndex | undefined;
+  speculation: SpeculativeDiffID | undefined;
+}
+
+/**
+ * Loads the previous layer's part list and, when `changed` (the files edited since) lets it, starts hashing
+ * the guessed new layer right away (see @kiln/snapshot part-speculation.ts): pass the result to
+ * writePartsLayerToStore, which checks the guess against what it writes.
+ */
+export async function preparePartsLayer(
+  blobs: BlobStore,
+  previousDigest: LayerDescriptor["digest"] | undefined,
+  changed: readonly ChangedLayerFile[] | undefined,
+  sourceDateEpoch?: number,
+): Promise<PreparedPartsLayer> {
+  const previous = await previousParts(blobs, previousDigest);
+  const speculation = previous && changed && changed.some((c) => c.type === "file") && previous.partBytes === DEFAULT_PART_BYTES ? speculateDiffID(previous, changed, (d) => blobs.path(d), sourceDateEpoch) : undefined;
+  return { previous, speculation };
+}
+
 /**
  * Parts are regular blobs, written through one BlobBatch (sync writes, one durable commit) and checked and
  * read with sync calls: the cheapest way for ~1 MiB files that sit in the page cache.
@@ -96,6 +121,8 @@ export async function writePartsLayerToStore(
   entries: Iterable<TarPartEntry> | AsyncIterable<TarPartEntry>,
   options: LayerWriteOptions & {
     previousDigest?: LayerDescriptor["digest"];
+    /** From preparePartsLayer (instead of previousDigest): the previous part list, and a speculation on it. */
+    prepared?: PreparedPartsLayer;
     onStats?: (stats: TarPartsStats) => void;
     /** Called once every part is planned, while the diffID is still being hashed: the caller's spare work. */
     whileHashing?: () => unknown;
@@ -103,18 +130,21 @@ export async function writePartsLayerToStore(
     lease?: { add(digests: LayerDescriptor["digest"][]): Promise<void> };
   } = {},
 ): Promise<LayerDescriptor & { uncompressedSize: number }> {
-  const previous = await previousParts(blobs, options.previousDigest);
+  const previous = options.prepared ? options.prepared.previous : await previousParts(blobs, options.previousDigest);
+  const speculation = options.prepared?.speculation;
   const batch = blobs.batch();
   let result: Awaited<ReturnType<typeof writeTarParts>>;
   try {
     result = await writeTarParts(entries, partSink(batch), {
       ...(previous ? { previous } : {}),
+      ...(speculation ? { speculation } : {}),
       ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.whileHashing ? { whileHashing: options.whileHashing } : {}),
     });
     await batch.commit();
   } catch (err) {
+    speculation?.cancel();
     await batch.abort();
     throw err;
   }

@@ -19,11 +19,29 @@ export interface StepKeyInputs {
 /** JSON with sorted object keys, so equal inputs always give equal bytes. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (!Array.isArray(value) && isSortedStringRecord(value as Record<string, unknown>)) return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, v]) => v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+}
+
+/**
+ * A flat record of strings whose own keys already come in sorted order: JSON.stringify writes it exactly as
+ * the general case would (a COPY's per-path digest index: 20k keys, ~10× faster this way). Integer-like keys
+ * are enumerated first in numeric order, which the sortedness check catches when it differs.
+ */
+function isSortedStringRecord(value: Record<string, unknown>): boolean {
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  let prev: string | undefined;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key) || typeof value[key] !== "string") return false;
+    if (prev !== undefined && !(prev < key)) return false;
+    prev = key;
+  }
+  return true;
 }
 
 export function sha256Digest(data: string | Uint8Array): Digest {

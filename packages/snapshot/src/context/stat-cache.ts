@@ -23,6 +23,10 @@ import { comparePaths } from "./entry.js";
 import { ENTRY_DIGEST_FORMAT } from "./hash.js";
 import { RAW_FIELDS, R_CTIME, R_DEV, R_GID, R_INO, R_MODE, R_MTIME, R_SIZE, R_UID, S_IFMT, S_IFREG } from "./raw-fields.js";
 
+/** save({ deferSmall }) leaves at most this many recorded rows, of at most this many bytes, unwritten. */
+const DEFER_MAX_ROWS = 64;
+const DEFER_MAX_BYTES = 8 << 20;
+
 /** The lstat fields that must be unchanged for a cached content hash to be trusted. */
 export interface StatKey {
   size: number;
@@ -354,6 +358,8 @@ export class StatCache {
   /** The walk align() matched the rows to: save() records each row's index in it. */
   private walk: { paths: readonly string[]; nums: Float64Array; digest: Buffer; rows: Int32Array } | undefined;
   private dirty = false;
+  /** Rows were dropped or the path list changed (not just a few rows recorded again). */
+  private reshaped = false;
   private readonly racyWindowMs: number;
 
   private constructor(
@@ -469,12 +475,14 @@ export class StatCache {
       if (!keep(loaded.paths[i] as string)) {
         loaded.drop(i);
         this.dirty = true;
+        this.reshaped = true;
       }
     }
     for (const path of this.changed.keys()) {
       if (!keep(path)) {
         this.changed.delete(path);
         this.dirty = true;
+        this.reshaped = true;
       }
     }
   }
@@ -487,7 +495,10 @@ export class StatCache {
   align(paths: readonly string[], nums: Float64Array, walkDigest: Buffer): Int32Array {
     const { rows, identical } = this.loaded.align(paths, nums, walkDigest);
     // Saved again (with this walk's indices) unless it already was for this very path list.
-    if (!identical) this.dirty = true;
+    if (!identical) {
+      this.dirty = true;
+      this.reshaped = true;
+    }
     this.walk = { paths, nums, digest: walkDigest, rows };
     return rows;
   }
@@ -521,9 +532,18 @@ export class StatCache {
     return this.dirty;
   }
 
-  /** Writes the cache atomically (temp file + rename) if anything changed. */
-  async save(): Promise<void> {
+  /**
+   * Writes the cache atomically (temp file + rename) if anything changed. With `deferSmall`, a change of a
+   * few small files only is left unwritten: rewriting every row (~20 ms for 20k files) costs more than
+   * hashing those files again next time, which is all a stale row costs (the next real save records them).
+   */
+  async save(options: { deferSmall?: boolean } = {}): Promise<void> {
     if (!this.file || !this.dirty) return;
+    if (options.deferSmall && !this.reshaped && this.changed.size <= DEFER_MAX_ROWS) {
+      let bytes = 0;
+      for (const row of this.changed.values()) bytes += row.size;
+      if (bytes <= DEFER_MAX_BYTES) return;
+    }
     const body = this.encode();
     const data = Buffer.concat([body, createHash("sha256").update(body).digest()]);
     await mkdir(dirname(this.file), { recursive: true });
@@ -536,6 +556,7 @@ export class StatCache {
       throw e;
     }
     this.dirty = false;
+    this.reshaped = false;
   }
 
   /**

@@ -90,7 +90,7 @@ export class BlobStore {
   /** The composite record, or undefined when the blob is regular or absent. */
   async readComposite(digest: Digest): Promise<CompositeBlob | undefined> {
     try {
-      return parseComposite(await readFile(this.#compositePath(digest), "utf8"), digest);
+      return parseComposite(readFileSync(this.#compositePath(digest), "utf8"), digest);
     } catch (err) {
       if (isErrno(err, "ENOENT")) return undefined;
       throw err;
@@ -235,7 +235,7 @@ export class BlobStore {
   /** Whole blob in memory: only for small blobs such as configs and manifests. */
   async readBytes(digest: Digest): Promise<Buffer> {
     try {
-      return await readFile(this.path(digest));
+      return readFileSync(this.path(digest));
     } catch (err) {
       if (!isErrno(err, "ENOENT")) throw err;
       if (!(await this.readComposite(digest))) throw new BlobNotFoundError(digest, { cause: err });

@@ -1,4 +1,5 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
 import { computeDigest, digestHex, parseDigest, type Digest } from "./digest.js";
@@ -82,7 +83,7 @@ export class BuildHistory {
   async builds(identity: string): Promise<BuildRecord[]> {
     let text: string;
     try {
-      text = await readFile(join(this.#dir, `${this.#fileId(identity)}.json`), "utf8");
+      text = readFileSync(join(this.#dir, `${this.#fileId(identity)}.json`), "utf8"); // small and read on every build
     } catch (err) {
       if (isErrno(err, "ENOENT")) return [];
       throw err;

@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, utimes, writeFile } from "node:fs/promises";
+import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
+import { mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
 import { digestHex, isDigest, parseDigest, type Digest } from "./digest.js";
@@ -154,16 +155,19 @@ export class CacheIndex {
     return join(this.#childrenDir, parent === null ? ROOT_PARENT : digestHex(parent));
   }
 
+  // Synchronous: a record is a small file, and a cached build reads one per step (four thread-pool round
+  // trips each through the promise API).
   async #read<R>(path: string, key: Digest): Promise<CacheRecord<R> | undefined> {
-    let fh;
+    let fd: number;
     try {
-      fh = await open(path, "r");
+      fd = openSync(path, "r");
     } catch (err) {
       if (isErrno(err, "ENOENT")) return undefined;
       throw err;
     }
     try {
-      const [text, st] = await Promise.all([fh.readFile("utf8"), fh.stat()]);
+      const st = fstatSync(fd);
+      const text = readFileSync(fd, "utf8");
       const rec = parseRecord<R>(text, key);
       if (rec === undefined) return undefined;
       // touch() only bumps the file's mtime, so the later of the two is the real last use.
@@ -171,7 +175,7 @@ export class CacheIndex {
       if (touched > rec.lastUsedAt) rec.lastUsedAt = touched;
       return rec;
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 }

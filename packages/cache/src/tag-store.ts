@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
 import { computeDigest, digestHex, parseDigest, type Digest } from "./digest.js";
@@ -82,7 +83,7 @@ export class TagStore {
 
   async #read(path: string): Promise<TagEntry | undefined> {
     try {
-      return JSON.parse(await readFile(path, "utf8")) as TagEntry;
+      return JSON.parse(readFileSync(path, "utf8")) as TagEntry; // small: no thread-pool round trips
     } catch (err) {
       if (isErrno(err, "ENOENT")) return undefined;
       throw err;

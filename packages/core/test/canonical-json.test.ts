@@ -32,3 +32,52 @@ describe("canonicalJson", () => {
     expect(canonicalJson(big)).toBe(reference(big));
   });
 });
+
+describe("file indexes as canonical JSON text", () => {
+  it("a COPY's pathsJson() is canonicalJson(paths), names that sort oddly included", async () => {
+    const { mkdtemp, mkdir, rm, writeFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { BuildContext } = await import("@kiln/snapshot");
+    const { resolveContextSources } = await import("../src/engine/steps/copy.js");
+    const dir = await mkdtemp(join(tmpdir(), "kiln-paths-json-"));
+    try {
+      for (const name of ["a/b", "a-b", "a.b", "10", "9", "é", 'q"uote', "sub/deep/x", "sub-x"]) {
+        await mkdir(join(dir, name, ".."), { recursive: true });
+        await writeFile(join(dir, name), name);
+      }
+      const ctx = await BuildContext.open(dir);
+      for (const sources of [["."], ["sub"], ["a*"]]) {
+        const instr = { kind: "copy", sources, dest: "/x/", excludes: [], contents: [], original: "COPY" } as unknown as Parameters<typeof resolveContextSources>[1];
+        const r = await resolveContextSources(ctx, instr, 0);
+        expect(r.pathsJson()).toBe(canonicalJson(r.paths));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("explainMiss gives the same files-changed answer from JSON texts as from records", async () => {
+    const { explainMiss } = await import("../src/engine/explain.js");
+    let seed = 11;
+    const rnd = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) % n);
+    const names = ["a", "a/b", "a-b", "10", "9", "é", 'q"uote', "x\\y", "sub/deep", "sub-x", "tab\there"];
+    for (let round = 0; round < 200; round++) {
+      const before: Record<string, string> = {};
+      const after: Record<string, string> = {};
+      for (const n of names) {
+        const p = rnd(4);
+        if (p !== 0) before[n] = `d${rnd(3)}`;
+        if (p !== 1) after[n] = rnd(4) === 0 ? `d${rnd(3)}` : (before[n] ?? "new");
+      }
+      const inputs = { instruction: "COPY . .", filesDigest: "sha256:b" } as never;
+      const prevInputs = { instruction: "COPY . .", filesDigest: "sha256:a" } as never;
+      const fromRecords = explainMiss(inputs, prevInputs, before, after);
+      const fromJson = explainMiss(inputs, prevInputs, canonicalJson(before), canonicalJson(after));
+      expect(fromJson).toEqual(fromRecords);
+    }
+    // Not canonical (unsorted keys): still right, through the general path.
+    const unsorted = '{"b":"1","a":"2"}';
+    expect(explainMiss({ filesDigest: "x" } as never, { filesDigest: "y" } as never, unsorted, canonicalJson({ a: "2", b: "3" }))).toEqual({ kind: "files-changed", added: [], removed: [], changed: ["b"] });
+  });
+});

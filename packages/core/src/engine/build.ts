@@ -179,7 +179,7 @@ class BuildSession {
   private readonly mountedImages = new Map<string, Promise<string>>();
   private contextPromise: Promise<BuildContext> | undefined;
   private readonly viewCache = new Map<string, Promise<ImageFsView>>();
-  private readonly fileMapCache = new Map<string, Promise<Record<string, string> | undefined>>();
+  private readonly fileMapCache = new Map<string, Promise<string | undefined>>();
   readonly unpacked: UnpackedLayers;
   lease!: Lease;
   fetcher!: LazyBlobFetcher;
@@ -339,7 +339,7 @@ class BuildSession {
   }
 
   /** The record the previous build of the same Dockerfile/target had at this position. */
-  async previousInputs(stepId: string): Promise<{ inputs: CacheKeyInputs; files?: Record<string, string> } | undefined> {
+  async previousInputs(stepId: string): Promise<{ inputs: CacheKeyInputs; files?: string } | undefined> {
     const prev = this.previousSteps.get(stepId);
     if (!prev) return undefined;
     const record = await this.store.cache.get<StepRecordResult>(prev);
@@ -348,11 +348,12 @@ class BuildSession {
     return files ? { inputs: record.inputs, files } : { inputs: record.inputs };
   }
 
-  fileMap(digest: Digest | undefined): Promise<Record<string, string> | undefined> {
+  /** A files index as its canonical JSON text (explainMiss compares two without parsing them). */
+  fileMap(digest: Digest | undefined): Promise<string | undefined> {
     if (!digest) return Promise.resolve(undefined);
     let m = this.fileMapCache.get(digest);
     if (!m) {
-      m = this.store.blobs.readJson<Record<string, string>>(digest).catch(() => undefined);
+      m = this.store.blobs.readBytes(digest).then((b) => b.toString("utf8"), () => undefined);
       this.fileMapCache.set(digest, m);
     }
     return m;
@@ -759,7 +760,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   const inputs: CacheKeyInputs = { instruction: expanded.original, buildArgs };
   let filesDigest: string | undefined;
   /** Per-path file digests of a COPY/ADD, read only on a miss. */
-  let filesPaths: (() => Record<string, string>) | undefined;
+  let filesJson: (() => string) | undefined;
   /** Work that needs no layer bytes (explaining the miss, the per-path index): run while a large layer's diffID is hashed. */
   let whileHashing: (() => Promise<void>) | undefined;
   let copyLoad: (() => Promise<LayerDescriptor | undefined>) | undefined;
@@ -788,7 +789,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     const resolved = source ? await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership }) : undefined;
     if (resolved) {
       filesDigest = resolved.digest;
-      filesPaths = () => resolved.paths;
+      filesJson = () => resolved.pathsJson();
     }
     if (resolved) copyLoad = async () => {
       const dest = absoluteDest(copyInstr.dest, state.config.config?.WorkingDir);
@@ -924,12 +925,12 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     const runSideWork = (): Promise<void> =>
       (sideWork ??= (async () => {
         if (explainNeeded) {
-          explaining = session.previousInputs(ctx.stepId).then((prev) => explainMiss(inputs, prev?.inputs, prev?.files, filesPaths?.()));
+          explaining = session.previousInputs(ctx.stepId).then((prev) => explainMiss(inputs, prev?.inputs, prev?.files, filesJson?.()));
           explaining.catch(() => undefined);
         }
         await session.flushContext();
-        if (filesPaths) {
-          const bytes = canonicalJson(filesPaths());
+        if (filesJson) {
+          const bytes = filesJson();
           await session.lease.add([sha256Digest(bytes)]);
           indexing = session.store.blobs.writeBytes(bytes).then((r) => r.digest);
           indexing.catch(() => undefined);

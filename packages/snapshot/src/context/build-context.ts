@@ -66,6 +66,8 @@ export interface SourcesDigest {
    * walk order). `path` is a clean context-relative path ("" = root).
    */
   pathDigest(path: string): string | undefined;
+  /** `paths` as canonical JSON text (sorted keys), made without the record. */
+  pathsJson(): string;
 }
 
 export interface DigestOptions extends ResolveOptions {
@@ -305,6 +307,7 @@ function sourcesDigest(digest: string, sources: SourceDigest[], paths: () => Pat
   };
   // Not enumerable: the answer stays plain data (JSON, deep equality) as it was before the accessor existed.
   Object.defineProperty(out, "pathDigest", { value: (path: string) => paths().get(path), enumerable: false });
+  Object.defineProperty(out, "pathsJson", { value: () => paths().json(), enumerable: false });
   return out as SourcesDigest;
 }
 

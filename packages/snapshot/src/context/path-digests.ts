@@ -38,6 +38,26 @@ export class PathDigests {
   /** Every contributing path's digest, keyed by path in sort() order (as kiln has always listed them). */
   record(): Record<string, string> {
     if (this.recordValue) return this.recordValue;
+    const { order, paths } = this.sortedOrder();
+    const out: Record<string, string> = {};
+    for (let i = 0; i < order.length; i++) out[paths[i] as string] = this.digestOf(order[i] as number);
+    this.recordValue = out;
+    return out;
+  }
+
+  /**
+   * record() as canonical JSON text (keys in sort() order, no spaces), written straight from the walk: for a
+   * large COPY this is what gets stored and compared, and no 20k-key object is made for it.
+   */
+  json(): string {
+    const { order, paths } = this.sortedOrder();
+    const parts = new Array<string>(order.length);
+    for (let i = 0; i < order.length; i++) parts[i] = `${JSON.stringify(paths[i])}:${JSON.stringify(this.digestOf(order[i] as number))}`;
+    return `{${parts.join(",")}}`;
+  }
+
+  /** Contributing walk indices and their paths, in sort() order. */
+  private sortedOrder(): { order: number[]; paths: string[] } {
     const member = this.member;
     const order: number[] = [];
     for (let s = 0; s < member.length; s++) if (member[s] === 1) order.push(s - 1);
@@ -52,10 +72,6 @@ export class PathDigests {
         paths[i] = (byPath[i] as { p: string }).p;
       }
     }
-    const out: Record<string, string> = {};
-    for (let i = 0; i < order.length; i++) out[paths[i] as string] = this.digestOf(order[i] as number);
-    this.recordValue = out;
-    return out;
+    return { order, paths };
   }
-
 }

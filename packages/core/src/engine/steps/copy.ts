@@ -21,6 +21,7 @@ import {
 } from "@kiln/snapshot";
 import type { AddInstruction, CopyInstruction } from "../../dockerfile/instructions.js";
 import type { CopyNode, CopySource } from "./copy-plan.js";
+import { canonicalJson } from "../cache-key.js";
 
 export class CopySourceError extends Error {
   override readonly name = "CopySourceError";
@@ -79,6 +80,8 @@ export interface ResolvedCopySources {
   digest: string;
   /** Per-path digests, for explaining a miss. */
   paths: Record<string, string>;
+  /** `paths` as canonical JSON text (what a step record stores as its files index). */
+  pathsJson(): string;
   /** Builds the copy sources on a miss; `cleanup` removes temp files (extracted archives). */
   load(signal?: AbortSignal): Promise<{ sources: CopySource[]; cleanup: () => Promise<void> }>;
   /**
@@ -156,6 +159,9 @@ export async function resolveContextSources(
     digest: `sha256:${hash.digest("hex")}`,
     get paths() {
       return excludedPaths ?? digested.paths;
+    },
+    pathsJson() {
+      return excludedPaths ? canonicalJson(excludedPaths) : digested.pathsJson();
     },
     async load(signal) {
       const fingerprintOf = (p: string): string | undefined => digested.pathDigest(p);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, openSync, readFileSync, statSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, openSync, readFileSync, statSync } from "node:fs";
 import { chmod, mkdir, open, opendir, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
@@ -53,7 +53,9 @@ export class BlobStore {
   /** Opens (creating directories as needed) the store at `root`, or at defaultStoreRoot(). */
   static async open(root: string = defaultStoreRoot()): Promise<BlobStore> {
     const store = new BlobStore(resolve(root));
-    for (const d of STORE_DIRS) await mkdir(join(root, d), { recursive: true });
+    // Synchronous: a dozen directories that already exist on every build but the first (each a thread-pool
+    // round trip through the promise API, on the way to the context walk).
+    for (const d of STORE_DIRS) mkdirSync(join(root, d), { recursive: true });
     return store;
   }
 

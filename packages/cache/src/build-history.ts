@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
@@ -48,7 +48,7 @@ export class BuildHistory {
     const keep = options.keep ?? 10;
     if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keep must be a positive integer, got ${keep}`);
     const h = new BuildHistory(store, keep);
-    for (const d of [h.#dir, h.#locksDir, h.#tmpDir]) await mkdir(d, { recursive: true });
+    for (const d of [h.#dir, h.#locksDir, h.#tmpDir]) mkdirSync(d, { recursive: true }); // exist after the first build
     return h;
   }
 

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
@@ -52,9 +52,7 @@ export class CacheIndex {
 
   static async open(store: BlobStore): Promise<CacheIndex> {
     const index = new CacheIndex(store);
-    await mkdir(index.#recordsDir, { recursive: true });
-    await mkdir(index.#childrenDir, { recursive: true });
-    await mkdir(index.#tmpDir, { recursive: true });
+    for (const d of [index.#recordsDir, index.#childrenDir, index.#tmpDir]) mkdirSync(d, { recursive: true }); // exist after the first build
     return index;
   }
 

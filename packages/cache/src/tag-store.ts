@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
@@ -40,8 +40,7 @@ export class TagStore {
 
   static async open(store: BlobStore): Promise<TagStore> {
     const tags = new TagStore(store);
-    await mkdir(tags.#dir, { recursive: true });
-    await mkdir(tags.#tmpDir, { recursive: true });
+    for (const d of [tags.#dir, tags.#tmpDir]) mkdirSync(d, { recursive: true }); // exist after the first build
     return tags;
   }
 

@@ -156,3 +156,13 @@ describe("resolveSources", () => {
     expect(() => ctx.resolveSources(["loop1"])).toThrow(SymlinkLoopError);
   });
 });
+
+describe("streamSources", () => {
+  it("lists what resolveSources lists, contents made while iterated (fresh context: nothing cached)", async () => {
+    const fresh = await BuildContext.open(dir);
+    for (const sources of [["."], ["src"], ["link-to-lib"], ["*.txt", "docs"], ["src/*", "a.txt"]]) {
+      const streamed = fresh.streamSources(sources).map((s) => ({ ...s, matches: s.matches.map((m) => ({ ...m, contents: [...m.contents] })) }));
+      expect(streamed).toEqual(ctx.resolveSources(sources));
+    }
+  });
+});

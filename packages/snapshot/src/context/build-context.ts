@@ -10,7 +10,7 @@ import { DigestMemo, type MemoizedDigest, memoKey, treeFingerprint } from "./dig
 import { loadIgnoreFile } from "./ignore-file.js";
 import { PatternMatcher } from "./pattern-matcher.js";
 import { PathDigests } from "./path-digests.js";
-import { type ResolveOptions, type ResolvedSource, type WalkSource, materializeSource, resolveInWalk } from "./resolve.js";
+import { type ResolveOptions, type ResolvedSource, type StreamedSource, type WalkSource, materializeSource, resolveInWalk, streamSource } from "./resolve.js";
 import { DEFAULT_RACY_WINDOW_MS, StatCache } from "./stat-cache.js";
 import { type RawWalk, walkContextRawAsync } from "./walk.js";
 import { WalkDigests } from "./walk-digests.js";
@@ -222,6 +222,11 @@ export class BuildContext {
 
   resolveSources(sources: readonly string[], opts?: ResolveOptions): ResolvedSource[] {
     return this.resolveInWalk(sources, opts).map((s) => materializeSource(this.index, s));
+  }
+
+  /** resolveSources whose directory contents are made as they are iterated (for one pass over a large COPY). */
+  streamSources(sources: readonly string[], opts?: ResolveOptions): StreamedSource[] {
+    return this.resolveInWalk(sources, opts).map((s) => streamSource(this.index, s));
   }
 
   private resolveInWalk(sources: readonly string[], opts: ResolveOptions = {}): WalkSource[] {

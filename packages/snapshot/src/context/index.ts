@@ -5,7 +5,7 @@ export { parseIgnoreFile, loadIgnoreFile, type IgnoreFileLocation, type LoadedIg
 export { type ContextEntry, type EntryType, comparePaths } from "./entry.js";
 export { walkContext, walkContextSync, type WalkOptions } from "./walk.js";
 export { ContextTree } from "./tree.js";
-export { type ResolvedSource, type ResolvedMatch, type SourceFile, type ResolveOptions } from "./resolve.js";
+export { type ResolvedSource, type ResolvedMatch, type SourceFile, type ResolveOptions, type StreamedSource } from "./resolve.js";
 export { entryDigest, treeDigest, hashFileContent, EMPTY_SHA256, ENTRY_DIGEST_FORMAT } from "./hash.js";
 export { StatCache, DEFAULT_RACY_WINDOW_MS, type StatKey, type EntryStatKey, type StatCacheOptions } from "./stat-cache.js";
 export {

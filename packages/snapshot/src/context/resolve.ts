@@ -84,6 +84,34 @@ export function materializeSource(walk: WalkIndex, src: WalkSource): ResolvedSou
   };
 }
 
+/** A ResolvedSource whose matches list their contents as they are iterated (see BuildContext.streamSources). */
+export interface StreamedSource extends Omit<ResolvedSource, "matches"> {
+  matches: (Omit<ResolvedMatch, "contents"> & { contents: Iterable<SourceFile> })[];
+}
+
+/**
+ * materializeSource with contents made while iterated: a large COPY turns each into its own node at once,
+ * so the 20k entry objects die young instead of all living (and being promoted by the GC) until the end.
+ */
+export function streamSource(walk: WalkIndex, src: WalkSource): StreamedSource {
+  return {
+    source: src.source,
+    path: src.path,
+    wildcard: src.wildcard,
+    matches: src.matches.map((m) => ({
+      path: m.path,
+      name: m.name,
+      resolvedPath: m.resolvedPath,
+      entry: walk.entry(m.index),
+      contents: {
+        *[Symbol.iterator]() {
+          for (let k = m.index + 1; k < m.end; k++) yield { relPath: walk.path(k).slice(m.cut), entry: walk.freshEntry(k) };
+        },
+      },
+    })),
+  };
+}
+
 function resolveSource(walk: WalkIndex, source: string, allowEmptyWildcard: boolean): WalkSource {
   const abs = goClean(`/${source}`);
   const rel = abs.slice(1);

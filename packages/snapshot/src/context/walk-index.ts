@@ -124,6 +124,12 @@ export class WalkIndex {
     return e;
   }
 
+  /** Entry i as a new object, not kept (entry(i) keeps the one it makes). */
+  freshEntry(i: number): ContextEntry {
+    if (i === ROOT) return this.root;
+    return this.entryCache[i] ?? entryFromRaw(this.paths[i] as string, this.nums, i * RAW_FIELDS, this.links.get(i));
+  }
+
   /** Every walked entry (the root excluded) in walk order. */
   entries(): ContextEntry[] {
     if (this.materialized < this.size) for (let i = 0; i < this.size; i++) this.entry(i);

@@ -18,6 +18,7 @@ import {
   type ContextEntry,
   type LayerEntryType,
   type ResolvedMatch,
+  type SourceFile,
 } from "@kiln/snapshot";
 import type { AddInstruction, CopyInstruction } from "../../dockerfile/instructions.js";
 import type { CopyNode, CopySource } from "./copy-plan.js";
@@ -57,7 +58,7 @@ function nodeFromEntry(root: string, prefix: string, rel: string, entry: Context
   }
 }
 
-function sourceFromMatch(ctx: BuildContext, m: ResolvedMatch, excludes: string[], preserveOwnership: boolean, fingerprintOf?: (path: string) => string | undefined): CopySource | undefined {
+function sourceFromMatch(ctx: BuildContext, m: Omit<ResolvedMatch, "contents"> & { contents: Iterable<SourceFile> }, excludes: string[], preserveOwnership: boolean, fingerprintOf?: (path: string) => string | undefined): CopySource | undefined {
   const prefix = ctx.root.endsWith("/") ? ctx.root : `${ctx.root}/`;
   const node = nodeFromEntry(ctx.root, prefix, m.resolvedPath, m.entry, preserveOwnership, fingerprintOf);
   if (!node) return undefined;
@@ -167,7 +168,7 @@ export async function resolveContextSources(
       const fingerprintOf = (p: string): string | undefined => digested.pathDigest(p);
       const cleanups: string[] = [];
       const sources: CopySource[] = [];
-      for (const resolved of ctx.resolveSources(localSources)) {
+      for (const resolved of ctx.streamSources(localSources)) {
         for (const m of resolved.matches) {
           if (unpack && m.entry.type === "file") {
             const extracted = await tryExtractArchive(path.join(ctx.root, m.resolvedPath), signal);

@@ -97,6 +97,12 @@ describe("COPY layers as parts", () => {
       const layer = result.image.manifest.layers[0]!;
       expect(await sha256Of(f.store.blobs.createReadStream(layer.digest))).toBe(layer.digest);
     }
+    // Rewritten with the same bytes: read again (so a guess is started) but a cache hit, which drops it.
+    await f.write("src/m3/file3.js", Buffer.from(`export const edited0 = ${"1".repeat(50)};\n`));
+    const again = await f.build({});
+    const copy = stepEnds(again.events).find((e) => e.step.instruction.startsWith("COPY"));
+    expect(copy?.cached).toBe(true);
+    expect(copy?.parts).toBeUndefined();
   });
 
   it("GC keeps a recorded composite's parts and removes them with the record", async () => {

@@ -32,8 +32,8 @@ import { addLayer, cloneState, commitImage, type ImageState } from "./image-stat
 import { openStore, type KilnStore } from "./store.js";
 import { applyMetadata, type StageFlags } from "./steps/metadata.js";
 import { planCopy, type CopySource } from "./steps/copy-plan.js";
-import { resolveContextSources } from "./steps/copy.js";
-import { preparePartsLayer, writePartsLayerToStore } from "./steps/layer-writer.js";
+import { changedContextFiles, resolveContextSources } from "./steps/copy.js";
+import { preparePartsLayer, writePartsLayerToStore, type PreparedPartsLayer } from "./steps/layer-writer.js";
 import { parseGroup, parsePasswd, resolveChown, resolveRunUser, type GroupEntry, type PasswdEntry } from "./users.js";
 import { executeRun, runArgs, userDbLayers, type SecretSource } from "./steps/run.js";
 import { UnpackedLayers } from "./unpacked-layers.js";
@@ -765,6 +765,8 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   let whileHashing: (() => Promise<void>) | undefined;
   let copyLoad: (() => Promise<LayerDescriptor | undefined>) | undefined;
   let partsStats: StepOutcome["parts"];
+  /** A COPY's speculation started while its sources were digested (used by copyLoad, cancelled otherwise). */
+  let early: PreparedPartsLayer | undefined;
   /** COPY --from: the key by source identity, and a record found by it (which names the chain key). */
   let fastKey: Digest | undefined;
   let shortcut: { key: Digest; record: CacheRecord<StepRecordResult> } | undefined;
@@ -786,15 +788,26 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
       preserveOwnership = true; // files from a stage or image keep their owners, as in BuildKit
     } else source = await session.context();
     const fixedMtimeMs = (epoch ?? 0) * 1000;
-    const resolved = source ? await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership }) : undefined;
+    const dest = absoluteDest(copyInstr.dest, state.config.config?.WorkingDir);
+    // As soon as the edited files are known (before the rest of the digest, the cache lookup and the layer's
+    // planning), start hashing the guessed new layer (see @kiln/snapshot part-speculation.ts). A context COPY
+    // only; a cache hit cancels it.
+    const afterReads =
+      source && copyInstr.kind === "copy" && copyInstr.from === undefined
+        ? async (): Promise<void> => {
+            const changed = changedContextFiles(source!, copyInstr, dest, epoch !== undefined ? fixedMtimeMs : undefined);
+            if (changed?.some((c) => c.type === "file")) early = await preparePartsLayer(session.store.blobs, await session.previousLayer(ctx.stepId), changed, epoch);
+          }
+        : undefined;
+    const resolved = source ? await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership, ...(afterReads ? { afterReads } : {}) }) : undefined;
     if (resolved) {
       filesDigest = resolved.digest;
       filesJson = () => resolved.pathsJson();
     }
     if (resolved) copyLoad = async () => {
-      const dest = absoluteDest(copyInstr.dest, state.config.config?.WorkingDir);
       // Before the (slow) planning: the previous layer's parts, and a guess at the new ones to start hashing.
-      const prepared = await preparePartsLayer(session.store.blobs, await session.previousLayer(ctx.stepId), resolved.changedFiles(dest, epoch !== undefined ? fixedMtimeMs : undefined), epoch);
+      const prepared = early ?? (await preparePartsLayer(session.store.blobs, await session.previousLayer(ctx.stepId), resolved.changedFiles(dest, epoch !== undefined ? fixedMtimeMs : undefined), epoch));
+      early = undefined;
       const { sources, cleanup } = await resolved.load(session.signal).catch((err: unknown) => {
         prepared.speculation?.cancel();
         throw err;
@@ -987,6 +1000,8 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
   } else if (historyText !== undefined && historyText !== "") {
     addHistory(state.config, { createdBy: historyText, emptyLayer: true, created: historyCreated });
   }
+  // A speculation nobody took (the step was a cache hit): stop its hashing.
+  early?.speculation?.cancel();
   const outcome: StepOutcome = { key, cached };
   if (partsStats) outcome.parts = partsStats;
   if (fastKey && layer) outcome.aliasKeys = [fastKey];

@@ -77,6 +77,12 @@ export interface DigestOptions extends ResolveOptions {
    * waits (it only speeds up the next build; a crash before the flush just means rehashing then).
    */
   deferCacheSave?: boolean;
+  /**
+   * Awaited when the files the stat cache could not vouch for have been read (contentReads() lists them),
+   * before the tree digests: a build starts work that needs only those (a diffID speculation) this early.
+   * Not called when the digest memo answers.
+   */
+  afterReads?: () => Promise<void> | void;
 }
 
 export interface DigestChange {
@@ -251,6 +257,7 @@ export class BuildContext {
     const resolved = this.resolveInWalk(sources, opts);
     const digests = this.digests;
     await readFiles(digests, digests.pending(resolved), opts.signal ?? this.opts.signal);
+    await opts.afterReads?.();
 
     const out: SourceDigest[] = [];
     const all = createHash("sha256");

@@ -108,19 +108,56 @@ function isUrl(src: string): boolean {
 }
 
 /** Resolves the sources of a COPY/ADD against the build context. */
+/**
+ * The files this build read from the context (changed since the stat cache saw them) as layer entries of a
+ * COPY into `destDir`, plus the destination's directories (stamped with the newest mtime copied, or the
+ * SOURCE_DATE_EPOCH time `epochMs`): the input of a diffID speculation (part-speculation.ts). Undefined
+ * unless the instruction copies one plain directory and nothing else.
+ */
+export function changedContextFiles(ctx: BuildContext, instr: CopyInstruction | AddInstruction, destDir: string, epochMs: number | undefined): ChangedLayerFile[] | undefined {
+  const localSources = instr.sources.filter((s) => !isUrl(s));
+  const single = instr.kind === "copy" && localSources.length === 1 && instr.sources.length === 1 && instr.contents.length === 0 && instr.excludes.length === 0;
+  if (!single) return undefined;
+  const src = goClean(`/${localSources[0] as string}`).slice(1);
+  if (containsWildcards(src) || ctx.get(src)?.type !== "dir") return undefined;
+  const under = src === "" ? "" : `${src}/`;
+  const base = destDir.replace(/^\/+|\/+$/g, "");
+  const out: ChangedLayerFile[] = [];
+  const stamp = epochMs ?? ctx.newestMtimeMs(src);
+  if (stamp === undefined) return undefined;
+  if (base !== "") {
+    for (let end = base.indexOf("/"); ; end = base.indexOf("/", end + 1)) {
+      out.push({ type: "dir", path: end < 0 ? base : base.slice(0, end), mtimeMs: stamp });
+      if (end < 0) break;
+    }
+  }
+  for (const p of ctx.contentReads()) {
+    if (!p.startsWith(under)) continue;
+    const e = ctx.get(p);
+    if (e?.type !== "file") continue;
+    const rel = p.slice(under.length);
+    out.push({ type: "file", path: base === "" ? rel : `${base}/${rel}`, size: e.size, mtimeMs: e.mtimeMs, sourcePath: path.join(ctx.root, p) });
+  }
+  return out;
+}
+
 export async function resolveContextSources(
   ctx: BuildContext,
   instr: CopyInstruction | AddInstruction,
   /** mtime of heredoc files (no source has one). */
   createdMtimeMs: number,
-  options: { preserveOwnership?: boolean } = {},
+  options: {
+    preserveOwnership?: boolean;
+    /** Awaited once the changed files are read, before the rest of the digest (see BuildContext.digestSources). */
+    afterReads?: () => Promise<void> | void;
+  } = {},
 ): Promise<ResolvedCopySources> {
   const preserveOwnership = options.preserveOwnership ?? false;
   const localSources = instr.sources.filter((s) => !isUrl(s));
   const urls = instr.sources.filter(isUrl);
   if (urls.length > 0 && instr.kind === "copy") throw new CopySourceError("source can't be a URL for COPY");
   // The stat cache is saved later (BuildSession.flushContext), off the path to this step's cache lookup.
-  const digested = await ctx.digestSources(localSources, { deferCacheSave: true });
+  const digested = await ctx.digestSources(localSources, { deferCacheSave: true, ...(options.afterReads ? { afterReads: options.afterReads } : {}) });
   // Per-path digests are only needed on a miss (to explain it and to record them): built when read.
   let excludedPaths: Record<string, string> | undefined;
   let sourcesDigest = digested.digest;
@@ -132,31 +169,8 @@ export async function resolveContextSources(
   // Entry digests include owners, so kept ownership (COPY --from) is covered; the flag itself changes the layer.
   if (preserveOwnership) hash.update("\0preserve-ownership");
   const unpack = instr.kind === "add" && (instr.unpack ?? true);
-  const single = localSources.length === 1 && urls.length === 0 && instr.contents.length === 0 && instr.excludes.length === 0 && instr.kind === "copy";
   return {
-    changedFiles(destDir, epochMs) {
-      if (!single) return undefined;
-      const src = goClean(`/${localSources[0] as string}`).slice(1);
-      if (containsWildcards(src) || ctx.get(src)?.type !== "dir") return undefined;
-      const under = src === "" ? "" : `${src}/`;
-      const base = destDir.replace(/^\/+|\/+$/g, "");
-      const out: ChangedLayerFile[] = [];
-      // The destination and its parents carry the newest mtime copied (as the plan's createdMtimeMs).
-      const stamp = epochMs ?? ctx.newestMtimeMs(src);
-      if (stamp === undefined) return undefined;
-      if (base !== "") for (let end = base.indexOf("/"); ; end = base.indexOf("/", end + 1)) {
-        out.push({ type: "dir", path: end < 0 ? base : base.slice(0, end), mtimeMs: stamp });
-        if (end < 0) break;
-      }
-      for (const p of ctx.contentReads()) {
-        if (!p.startsWith(under)) continue;
-        const e = ctx.get(p);
-        if (e?.type !== "file") continue;
-        const rel = p.slice(under.length);
-        out.push({ type: "file", path: base === "" ? rel : `${base}/${rel}`, size: e.size, mtimeMs: e.mtimeMs, sourcePath: path.join(ctx.root, p) });
-      }
-      return out;
-    },
+    changedFiles: (destDir, epochMs) => changedContextFiles(ctx, instr, destDir, epochMs),
     digest: `sha256:${hash.digest("hex")}`,
     get paths() {
       return excludedPaths ?? digested.paths;

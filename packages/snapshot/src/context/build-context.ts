@@ -1,7 +1,7 @@
 // A walked, filtered build context: the set of paths BuildKit would transfer, plus COPY
 // source resolution and content digests for cache keys.
 import { createHash } from "node:crypto";
-import { realpath, stat } from "node:fs/promises";
+import { realpathSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { type ContextEntry, entryFromStats } from "./entry.js";
 import { BuildContextError } from "./errors.js";
@@ -165,8 +165,9 @@ export class BuildContext {
     let root: string;
     let rootEntry: ContextEntry;
     try {
-      root = await realpath(resolve(dir));
-      const st = await stat(root);
+      // Synchronous: two calls on the way to the walk (the promise API's thread-pool round trips cost more).
+      root = realpathSync.native(resolve(dir));
+      const st = statSync(root);
       if (!st.isDirectory()) throw new BuildContextError(`build context ${dir} is not a directory`);
       rootEntry = entryFromStats("", st);
     } catch (e) {

@@ -1,5 +1,5 @@
 // Reading .dockerignore files the way BuildKit's dockerui front end does.
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { BuildContextError } from "./errors.js";
 import { goClean, goTrimSpace } from "./go-path.js";
@@ -62,9 +62,10 @@ export async function loadIgnoreFile(loc: IgnoreFileLocation): Promise<LoadedIgn
   return { path: undefined, patterns: [] };
 }
 
+// Synchronous: one or two tiny (usually absent) files, read on the way to the context walk.
 async function readText(path: string): Promise<string | undefined> {
   try {
-    return await readFile(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new BuildContextError(`failed to read ignore file ${path}`, { cause: e });

@@ -85,6 +85,12 @@ export interface WriteTarPartsOptions {
    * parts are hashed. Either way the diffID is the sha256 of the parts written.
    */
   speculation?: SpeculativeDiffID;
+  /**
+   * Called once the parts are written and the speculation (if any) is settled, while the diffID is still
+   * being hashed; awaited with it. `partsReadable` is false while the hashing still reads new parts from the
+   * sink's readPath (whatever moves them, such as committing a batch, must wait for the diffID then).
+   */
+  beforeDigest?: (parts: readonly TarPartRef[], partsReadable: boolean) => Promise<void>;
   sourceDateEpoch?: number;
   signal?: AbortSignal;
 }
@@ -432,7 +438,11 @@ export async function writeTarParts(
       }
     }
     if (options.whileHashing) Promise.resolve().then(options.whileHashing).catch(() => undefined);
+    // With a right guess (or inline hashing) no new part is read again by the hasher.
+    const before = options.beforeDigest?.(out, stats.speculationUsed === true || !useWorker);
+    before?.catch(() => undefined); // awaited below, after the digest: not an unhandled rejection meanwhile
     diffID = speculation && stats.speculationUsed ? await speculation.digest() : await hasher.digest();
+    await before;
   } finally {
     reader.close();
     hasher.close();

@@ -1,7 +1,7 @@
 // Writes a layer's entries into the store, uncompressed (as dockerd's image store keeps layers): outputs and
 // pushes compress them. Small layers (RUN diffs) are one blob; COPY/ADD layers are parts plus a composite.
-import { closeSync, openSync, readSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import {
   DEFAULT_PART_BYTES,
@@ -53,7 +53,7 @@ function partsIndexPath(blobs: BlobStore, digest: string): string {
 async function previousParts(blobs: BlobStore, digest: LayerDescriptor["digest"] | undefined): Promise<TarPartsIndex | undefined> {
   if (!digest) return undefined;
   try {
-    return parseTarPartsIndex(await readFile(partsIndexPath(blobs, digest), "utf8"));
+    return parseTarPartsIndex(readFileSync(partsIndexPath(blobs, digest), "utf8")); // small, on the way to the speculation
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;
@@ -134,10 +134,18 @@ export async function writePartsLayerToStore(
   const speculation = options.prepared?.speculation;
   const batch = blobs.batch();
   let result: Awaited<ReturnType<typeof writeTarParts>>;
+  let leased = false;
   try {
     result = await writeTarParts(entries, partSink(batch), {
       ...(previous ? { previous } : {}),
       ...(speculation ? { speculation } : {}),
+      // While the diffID is hashed: make the new parts durable and lease every part (off the critical path).
+      beforeDigest: async (parts, readable) => {
+        if (!readable) return;
+        await batch.commit();
+        await options.lease?.add(parts.map((p) => p.digest));
+        leased = true;
+      },
       ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.whileHashing ? { whileHashing: options.whileHashing } : {}),
@@ -148,16 +156,20 @@ export async function writePartsLayerToStore(
     await batch.abort();
     throw err;
   }
-  await options.lease?.add(result.parts.map((p) => p.digest));
+  if (!leased) await options.lease?.add(result.parts.map((p) => p.digest));
   // One part is the whole tar: that part's blob already is the layer.
-  if (result.parts.length > 1) await blobs.writeComposite(result.diffID, result.parts.map(({ digest, size }) => ({ digest, size })), options.signal ? { signal: options.signal } : {});
   if (result.parts.length > 1) {
-    const index: TarPartsIndex = { version: 1, partBytes: DEFAULT_PART_BYTES, diffID: result.diffID, size: result.size, parts: result.parts };
-    const file = partsIndexPath(blobs, result.diffID);
-    await mkdir(path.dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, serializeTarPartsIndex(index));
-    await rename(tmp, file);
+    const parts = result.parts;
+    const writeIndex = async (): Promise<void> => {
+      const index: TarPartsIndex = { version: 1, partBytes: DEFAULT_PART_BYTES, diffID: result.diffID, size: result.size, parts };
+      const file = partsIndexPath(blobs, result.diffID);
+      await mkdir(path.dirname(file), { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, serializeTarPartsIndex(index));
+      await rename(tmp, file);
+    };
+    // Independent files (the index only speeds up the next build): written side by side.
+    await Promise.all([blobs.writeComposite(result.diffID, parts.map(({ digest, size }) => ({ digest, size })), options.signal ? { signal: options.signal } : {}), writeIndex()]);
   }
   options.onStats?.(result.stats);
   return { mediaType: MEDIA_TYPE_LAYER_TAR, digest: result.diffID, size: result.size, diffID: result.diffID, uncompressedSize: result.size };

@@ -1,14 +1,18 @@
 /**
  * One worker thread per process that does a build's two large, parallelizable chores on the second core:
  * lstat-ing half of a big context (walk-snapshot.ts) and hashing a layer's tar for its diffID
- * (diff-hasher.ts). It is started when a build opens its context, so by the time a layer needs hashing it
- * has booted (a worker's start-up, ~20-60 ms, used to sit on the critical path of a one-file rebuild).
+ * (diff-hasher.ts, part-speculation.ts). The CLI launcher starts its worker before kiln loads, and a build
+ * that opens its context starts it otherwise, so it has booted by the time it can help (a worker's
+ * start-up, ~20-60 ms, used to sit on the critical path of a one-file rebuild).
  *
  * The thread never keeps the process alive on its own: it is unref'd, and a message listener (which refs
  * it) is attached only while a request waits for an answer.
  */
 import type { Worker } from "node:worker_threads";
 import { takeHelperWorker } from "./helper-bootstrap.js";
+
+/** RAW_FIELDS numbers per path written by lstat jobs (fast-lstat.ts's column order). */
+const LSTAT_FIELDS = 10;
 
 // CommonJS, sent to the worker's bootstrap (helper-bootstrap.ts) as its first message; inline, so the
 // bundled CLI needs no separate worker file.
@@ -57,7 +61,7 @@ function lstatJob(m) {
     try {
       const end = Math.min(paths.length, (c + 1) * m.chunk);
       for (let i = c * m.chunk; i < end; i++) {
-        const o = i * ${10};
+        const o = i * ${LSTAT_FIELDS};
         const a = b.lstat(m.prefix + paths[i], false, undefined, false);
         if (!a) { nums[o] = NaN; continue; }
         nums[o] = a[1]; nums[o + 1] = a[3]; nums[o + 2] = a[4]; nums[o + 3] = a[8];
@@ -101,8 +105,7 @@ parentPort.on("message", (m) => {
 });
 `;
 
-/** RAW_FIELDS numbers per path written by lstat jobs (fast-lstat.ts's column order). */
-export const HELPER_LSTAT_FIELDS = 10;
+export const HELPER_LSTAT_FIELDS = LSTAT_FIELDS;
 
 interface Reply {
   id: number;

@@ -795,8 +795,12 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     const afterReads =
       source && copyInstr.kind === "copy" && copyInstr.from === undefined
         ? async (): Promise<void> => {
-            const changed = changedContextFiles(source!, copyInstr, dest, epoch !== undefined ? fixedMtimeMs : undefined);
-            if (changed?.some((c) => c.type === "file")) early = await preparePartsLayer(session.store.blobs, await session.previousLayer(ctx.stepId), changed, epoch);
+            try {
+              const changed = changedContextFiles(source!, copyInstr, dest, epoch !== undefined ? fixedMtimeMs : undefined);
+              if (changed?.some((c) => c.type === "file")) early = await preparePartsLayer(session.store.blobs, await session.previousLayer(ctx.stepId), changed, epoch);
+            } catch {
+              // only an accelerator: a problem here shows up (or not) when the layer is written the usual way
+            }
           }
         : undefined;
     const resolved = source ? await resolveContextSources(source, copyInstr, fixedMtimeMs, { preserveOwnership, ...(afterReads ? { afterReads } : {}) }) : undefined;

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, futimesSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, futimesSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 
@@ -120,7 +120,6 @@ function writeFileAtomicSync(target: string, data: Uint8Array | string, options:
     const bytes = typeof data === "string" ? Buffer.from(data) : data;
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
     if (options.mtime) futimesSync(fd, options.mtime, options.mtime);
-    if (options.durable !== false) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
     unlinkIfExistsSync(tmp);

@@ -810,7 +810,7 @@ async function runStep(session: BuildSession, ctx: StepContext): Promise<StepOut
     }
     if (resolved) copyLoad = async () => {
       // Before the (slow) planning: the previous layer's parts, and a guess at the new ones to start hashing.
-      const prepared = early ?? (await preparePartsLayer(session.store.blobs, await session.previousLayer(ctx.stepId), resolved.changedFiles(dest, epoch !== undefined ? fixedMtimeMs : undefined), epoch));
+      const prepared = early ?? (await preparePartsLayer(session.store.blobs, await session.previousLayer(ctx.stepId), changedContextFiles(source!, copyInstr, dest, epoch !== undefined ? fixedMtimeMs : undefined), epoch));
       early = undefined;
       const { sources, cleanup } = await resolved.load(session.signal).catch((err: unknown) => {
         prepared.speculation?.cancel();

@@ -12,6 +12,7 @@ import { readdirSync, readlinkSync } from "node:fs";
 import type { ContextEntry } from "./entry.js";
 import { RAW_FIELDS, entryFromRaw, lstatInto, rawIsDir, rawIsSymlink } from "./fast-lstat.js";
 import type { MatchInfo, MatchResult, PatternMatcher } from "./pattern-matcher.js";
+import { R_CTIME, R_DEV, R_INO, R_MTIME } from "./raw-fields.js";
 
 export interface WalkOptions {
   /** Accepted for compatibility; the walk is synchronous and makes one call at a time. */
@@ -174,10 +175,9 @@ function* walkSteps(root: string, matcher: PatternMatcher, signal: AbortSignal |
       // An excluded directory goes in provisionally and is dropped again if nothing below it is sent.
       paths.push(rel);
       if (isDir) {
-        // mtimeMs, ctimeMs, ino, dev (RAW_FIELDS order: 4, 5, 6, 7)
         out.dirPaths.push(rel);
         out.dirIndices.push(at);
-        out.dirKeys.push(nums[o + 4] as number, nums[o + 5] as number, nums[o + 6] as number, nums[o + 7] as number);
+        out.dirKeys.push(nums[o + R_MTIME] as number, nums[o + R_CTIME] as number, nums[o + R_INO] as number, nums[o + R_DEV] as number);
         yield* visitDir(rel, abs, r.info, r.matched);
       }
       if (r.matched && paths.length === at + 1) paths.pop();

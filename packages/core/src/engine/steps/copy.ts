@@ -85,12 +85,6 @@ export interface ResolvedCopySources {
   pathsJson(): string;
   /** Builds the copy sources on a miss; `cleanup` removes temp files (extracted archives). */
   load(signal?: AbortSignal): Promise<{ sources: CopySource[]; cleanup: () => Promise<void> }>;
-  /**
-   * The files whose content this build read from the context (changed since the stat cache saw them), as
-   * paths in the layer when copied into `destDir`: the input of a diffID speculation (part-speculation.ts).
-   * Undefined unless the instruction copies one plain directory and nothing else.
-   */
-  changedFiles(destDir: string, epochMs: number | undefined): ChangedLayerFile[] | undefined;
 }
 
 function heredocSources(instr: CopyInstruction | AddInstruction, mtimeMs: number): CopySource[] {
@@ -107,7 +101,6 @@ function isUrl(src: string): boolean {
   return /^https?:\/\//i.test(src);
 }
 
-/** Resolves the sources of a COPY/ADD against the build context. */
 /**
  * The files this build read from the context (changed since the stat cache saw them) as layer entries of a
  * COPY into `destDir`, plus the destination's directories (stamped with the newest mtime copied, or the
@@ -141,6 +134,7 @@ export function changedContextFiles(ctx: BuildContext, instr: CopyInstruction | 
   return out;
 }
 
+/** Resolves the sources of a COPY/ADD against the build context. */
 export async function resolveContextSources(
   ctx: BuildContext,
   instr: CopyInstruction | AddInstruction,
@@ -170,7 +164,6 @@ export async function resolveContextSources(
   if (preserveOwnership) hash.update("\0preserve-ownership");
   const unpack = instr.kind === "add" && (instr.unpack ?? true);
   return {
-    changedFiles: (destDir, epochMs) => changedContextFiles(ctx, instr, destDir, epochMs),
     digest: `sha256:${hash.digest("hex")}`,
     get paths() {
       return excludedPaths ?? digested.paths;
